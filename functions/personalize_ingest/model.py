@@ -1,0 +1,146 @@
+"""The values that flow through the pipeline, in the order they appear.
+
+``Record`` (decoded from a source) -> ``Prepared`` (validated, wire-ready element) -> delivery report ->
+batch response. A record that cannot go on becomes a ``Rejection`` (set aside with its reason) or a failure
+(reported to Lambda for retry); nothing leaves the pipeline any other way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+KINESIS = "aws:kinesis"
+SQS = "aws:sqs"
+S3 = "aws:s3"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where one record came from. Field names map onto the reject message's ``source`` object."""
+
+    event_source: str
+    arn: str | None = None
+    sequence_number: str | None = None
+    sub_sequence_number: int | None = None
+    """Position of a user record inside a KPL-aggregated Kinesis record."""
+    message_id: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    version_id: str | None = None
+    etag: str | None = None
+    line: int | None = None
+    """Line number in an S3 object; the CSV header is line 1."""
+    index: int | None = None
+    """Position inside a JSON array body (a Kinesis record or SQS message holding several records)."""
+
+    def as_reject_source(self) -> dict[str, Any]:
+        """The reject message's ``source`` object: keys that do not apply are omitted."""
+        pairs = (
+            ("eventSource", self.event_source),
+            ("arn", self.arn),
+            ("sequenceNumber", self.sequence_number),
+            ("subSequenceNumber", self.sub_sequence_number),
+            ("messageId", self.message_id),
+            ("bucket", self.bucket),
+            ("key", self.key),
+            ("versionId", self.version_id),
+            ("etag", None if self.version_id else self.etag),
+            ("line", self.line),
+            ("index", self.index),
+        )
+        return {name: value for name, value in pairs if value is not None}
+
+    def identity(self) -> str:
+        """A string naming this delivery of this record, identical on every retry of the same delivery.
+
+        S3 rows are named by object version and line, never by the SQS message that announced the object:
+        S3 may notify twice, and both notifications must yield the same identity.
+        """
+        if self.bucket is not None:
+            parts: tuple[object, ...] = ("s3", self.bucket, self.key, self.version_id or self.etag, self.line)
+        elif self.sequence_number is not None:
+            parts = ("kinesis", self.arn, self.sequence_number, self.sub_sequence_number, self.index)
+        else:
+            parts = ("sqs", self.arn, self.message_id, self.index)
+        return "\x1f".join("" if p is None else str(p) for p in parts)
+
+    def derived_event_id(self) -> str:
+        """Deterministic eventId from :meth:`identity` (64 hex chars, within the 256-character limit)."""
+        return hashlib.sha256(self.identity().encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record is set aside: a stable machine ``code`` and a sentence naming the field and the rule."""
+
+    code: str
+    reason: str
+
+
+class RecordRejected(Exception):
+    """Raised by normalisation or validation of one record; carries the :class:`Rejection`."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.rejection = Rejection(code, reason)
+
+
+@dataclass(slots=True)
+class Record:
+    """One input record as received, before normalisation."""
+
+    item_id: str
+    """Identifier of the batch item it belongs to (SQS messageId, Kinesis sequenceNumber, or the S3 object
+    for direct S3 invocations); a failure of this record reports this identifier."""
+    source: SourceRef
+    value: Any
+    """The decoded JSON value, a CSV row as a header->value dict, or the raw text when it is not JSON."""
+    arrival_time: float
+    """Epoch seconds the source received it: used when the record carries no timestamp of its own."""
+    decode_error: Rejection | None = None
+    """Set when the source could not decode the record (e.g. invalid JSON); it is rejected as such."""
+    group_id: str | None = None
+    """SQS FIFO message group, for ordering."""
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A validated record: one wire-ready element of the entity's API list."""
+
+    record: Record
+    element: dict[str, Any]
+    """Element for the request list (``Event``, ``Item`` ...); ``properties`` already a JSON string,
+    timestamps as epoch seconds (float)."""
+    session_id: str | None = None
+    """PutEvents request-level ``sessionId`` (None for other entities)."""
+    user_id: str | None = None
+    """PutEvents request-level ``userId`` (None for other entities or anonymous events)."""
+    entity_id: str | None = None
+    """``itemId`` / ``userId`` / ``actionId`` of upserted entities, for keeping only the latest version."""
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What happened to the prepared records handed to delivery; every one is in exactly one list."""
+
+    delivered: list[Prepared] = field(default_factory=list)
+    superseded: list[Prepared] = field(default_factory=list)
+    """Upserts not sent because a later record of the same id in the same invocation was sent instead."""
+    rejected: list[tuple[Prepared, Rejection]] = field(default_factory=list)
+    """Refused by the service with evidence that the configuration is sound (code ``service_rejected``)."""
+    failed: list[tuple[Prepared, str]] = field(default_factory=list)
+    """Not delivered for a reason a retry may cure (throttling, outage, configuration, deadline)."""
+    api_calls: int = 0
+    throttled_calls: int = 0
+    retries: int = 0
+
+    def merge(self, other: DeliveryReport) -> None:
+        self.delivered.extend(other.delivered)
+        self.superseded.extend(other.superseded)
+        self.rejected.extend(other.rejected)
+        self.failed.extend(other.failed)
+        self.api_calls += other.api_calls
+        self.throttled_calls += other.throttled_calls
+        self.retries += other.retries
