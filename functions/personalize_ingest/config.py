@@ -7,7 +7,7 @@
 | ``REJECTS_QUEUE_URL`` | unset | queue for invalid records; unset = invalid records are reported failed |
 | ``MAX_CONCURRENT_CALLS`` | 8 | Personalize calls in flight per invocation |
 | ``MAX_ATTEMPTS`` | 4 | attempts per call (first try included) for throttling, 5xx, timeouts |
-| ``CALLS_PER_SECOND`` | 10 (0 = unlimited for PutEvents) | token bucket per invocation |
+| ``CALLS_PER_SECOND`` | 10 (0 = unlimited for PutEvents) | token bucket per target, shared by a container |
 | ``DEADLINE_MARGIN_MS`` | 5000 | stop starting calls when less than this is left of the invocation |
 | ``DEFAULT_EVENT_TYPE`` | unset | event type for events records that have none |
 """

@@ -36,7 +36,7 @@ class Entity:
     dataset_type: str | None = None
     """Suffix of a dataset ARN of this entity (``ITEMS``, ``USERS``, ``ACTIONS``); None for tracker targets."""
     default_calls_per_second: float = 0.0
-    """Default token-bucket rate per invocation; 0 means unlimited (PutEvents' quota is 1,000 req/s)."""
+    """Default token-bucket rate per target and container; 0 means unlimited (PutEvents' quota is 1,000 req/s)."""
     s3_prefix: str = ""
     """Ingest-bucket prefix of this entity's files."""
 

@@ -1,0 +1,65 @@
+"""How much of the invocation is left, and when to stop starting work.
+
+The function never times out mid-batch: it stops starting Personalize calls once less than the safety margin is
+left, so every record not sent can still be reported as failed in the batch response.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+MAX_ATTEMPT_TIMEOUT_S = 10.0
+MIN_ATTEMPT_TIMEOUT_S = 1.0
+MAX_CONNECT_TIMEOUT_S = 2.0
+
+
+class RemainingTime(Protocol):
+    """The one part of the Lambda context the deadline needs."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class Deadline:
+    """The invocation's deadline minus a safety margin.
+
+    Parameters
+    ----------
+    context
+        The Lambda context (anything with ``get_remaining_time_in_millis()``).
+    margin_ms
+        Time kept in reserve to report the outcome after the last call.
+    """
+
+    def __init__(self, context: RemainingTime, margin_ms: int) -> None:
+        if margin_ms < 0:
+            raise ValueError(f"margin_ms must not be negative, got {margin_ms}")
+        self._context = context
+        self.margin_ms = margin_ms
+
+    def remaining_ms(self) -> int:
+        """Milliseconds left before Lambda stops the invocation."""
+        return int(self._context.get_remaining_time_in_millis())
+
+    def exhausted(self) -> bool:
+        """True when less than the margin is left: no new call may start."""
+        return self.remaining_ms() < self.margin_ms
+
+    def budget_s(self) -> float:
+        """Seconds left before the margin (0.0 once it is reached)."""
+        return max(0, self.remaining_ms() - self.margin_ms) / 1000.0
+
+    def attempt_timeouts(self, max_attempts: int) -> tuple[float, float]:
+        """Connect and read timeouts (seconds) of one call attempt, derived from the time left.
+
+        An attempt that starts just before the margin must end before Lambda's deadline
+        (connect + read <= margin), and every attempt of one call should fit in the budget
+        (attempts x (connect + read) <= budget); at most 10 s, at least 1 s per attempt, never botocore's 60 s
+        defaults. Values are rounded down to half seconds so a warm container reuses a handful of clients.
+        """
+        per_attempt = min(MAX_ATTEMPT_TIMEOUT_S, self.budget_s() / max(1, max_attempts))
+        if self.margin_ms > 0:
+            per_attempt = min(per_attempt, self.margin_ms / 1000.0)
+        per_attempt = max(MIN_ATTEMPT_TIMEOUT_S, math.floor(per_attempt * 2) / 2)
+        connect = min(MAX_CONNECT_TIMEOUT_S, per_attempt / 2)
+        return connect, per_attempt - connect

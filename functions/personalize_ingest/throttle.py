@@ -1,0 +1,90 @@
+"""Client-side rate limit per Personalize target: a token bucket shared by threads and warm invocations.
+
+# NOTE: PutItems and PutUsers accept 10 requests/s per dataset group (Personalize quotas; PutActions and
+# PutActionInteractions are treated alike). botocore's adaptive retry mode only slows down *after* being
+# throttled; the bucket keeps one container from exceeding the quota in the first place. Buckets live at module
+# level so a warm container keeps its pace across invocations instead of bursting again on each one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    """``rate`` tokens per second, holding at most ``capacity`` (one second's worth by default).
+
+    Parameters
+    ----------
+    rate
+        Tokens added per second; must be positive.
+    capacity
+        Largest burst; defaults to ``max(1, rate)``.
+    clock, sleep
+        Monotonic clock and sleep function, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        self.rate = float(rate)
+        self.capacity = float(capacity) if capacity is not None else max(1.0, self.rate)
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.capacity
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def reserve(self, max_wait_s: float) -> float | None:
+        """Reserve one token.
+
+        Returns
+        -------
+        float | None
+            Seconds the caller must wait before using the token (0.0 = now), or None when that wait would
+            exceed ``max_wait_s`` (then nothing is reserved).
+        """
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            # NOTE: tokens may go negative: each waiting caller holds a place in line, so concurrent callers
+            # are spaced 1/rate apart instead of all waking at once and racing for the same token.
+            wait = max(0.0, (1.0 - self._tokens) / self.rate)
+            if wait > max_wait_s:
+                return None
+            self._tokens -= 1.0
+            return wait
+
+    def acquire(self, max_wait_s: float) -> bool:
+        """Take one token, sleeping up to ``max_wait_s`` for it; False (nothing taken) if that is not enough."""
+        wait = self.reserve(max_wait_s)
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+
+_buckets: dict[str, TokenBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+def bucket_for(target: str, calls_per_second: float) -> TokenBucket | None:
+    """The container-wide bucket of ``target`` at ``calls_per_second``; None when the rate is 0 (unlimited)."""
+    if calls_per_second <= 0:
+        return None
+    with _buckets_lock:
+        bucket = _buckets.get(target)
+        if bucket is None or bucket.rate != calls_per_second:
+            bucket = _buckets[target] = TokenBucket(calls_per_second)
+        return bucket

@@ -1,0 +1,105 @@
+"""The invocation deadline: time left, the margin, and the budget before it."""
+
+from __future__ import annotations
+
+import pytest
+
+from personalize_ingest.deadline import Deadline
+
+
+class FakeContext:
+    """A Lambda context whose remaining time the test sets."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_plenty_of_time_left_is_not_exhausted() -> None:
+    # GIVEN 60 s left and a 5 s margin
+    deadline = Deadline(FakeContext(60_000), margin_ms=5_000)
+
+    # WHEN / THEN
+    assert deadline.remaining_ms() == 60_000
+    assert not deadline.exhausted()
+    assert deadline.budget_s() == pytest.approx(55.0)
+
+
+def test_exhausted_once_less_than_the_margin_is_left() -> None:
+    # GIVEN a 5 s margin
+    context = FakeContext(5_000)
+    deadline = Deadline(context, margin_ms=5_000)
+
+    # WHEN exactly the margin is left THEN it is not exhausted yet, but there is no budget either
+    assert not deadline.exhausted()
+    assert deadline.budget_s() == 0.0
+
+    # WHEN less than the margin is left THEN it is exhausted and the budget does not go negative
+    context.remaining_ms = 4_999
+    assert deadline.exhausted()
+    assert deadline.budget_s() == 0.0
+
+
+def test_follows_the_context_as_time_passes() -> None:
+    # GIVEN a deadline over a context with 10 s left
+    context = FakeContext(10_000)
+    deadline = Deadline(context, margin_ms=2_000)
+
+    # WHEN 6.5 s pass
+    context.remaining_ms = 3_500
+
+    # THEN the budget shrinks accordingly
+    assert deadline.budget_s() == pytest.approx(1.5)
+    assert not deadline.exhausted()
+
+
+def test_zero_margin_uses_all_the_time() -> None:
+    deadline = Deadline(FakeContext(1_200), margin_ms=0)
+
+    assert deadline.budget_s() == pytest.approx(1.2)
+    assert not deadline.exhausted()
+
+
+def test_negative_margin_is_refused() -> None:
+    with pytest.raises(ValueError, match="margin_ms"):
+        Deadline(FakeContext(1_000), margin_ms=-1)
+
+
+@pytest.mark.parametrize(
+    ("remaining_ms", "margin_ms", "max_attempts", "expected"),
+    [
+        # plenty of time: one attempt may use the whole margin, so it always ends before Lambda's deadline
+        (900_000, 5_000, 4, (2.0, 3.0)),
+        # a long margin is capped at 10 s per attempt, never botocore's 60 s defaults
+        (900_000, 60_000, 4, (2.0, 8.0)),
+        # little time left: all attempts of a call fit in the budget (8 s / 4 = 2 s each)
+        (13_000, 5_000, 4, (1.0, 1.0)),
+        # rounded down to half seconds: 7.8 s / 3 = 2.6 s -> 2.5 s
+        (12_800, 5_000, 3, (1.25, 1.25)),
+        # never below 1 s per attempt, even with no budget left
+        (5_000, 5_000, 4, (0.5, 0.5)),
+        # no margin: the budget alone decides
+        (40_000, 0, 4, (2.0, 8.0)),
+    ],
+)
+def test_attempt_timeouts_follow_the_time_left(
+    remaining_ms: int, margin_ms: int, max_attempts: int, expected: tuple[float, float]
+) -> None:
+    # GIVEN a deadline
+    deadline = Deadline(FakeContext(remaining_ms), margin_ms=margin_ms)
+
+    # WHEN / THEN
+    assert deadline.attempt_timeouts(max_attempts) == pytest.approx(expected)
+
+
+def test_attempt_timeouts_stay_within_the_margin() -> None:
+    # GIVEN margins from 1 s to 10 s and any amount of time left
+    for margin_ms in range(1_000, 10_001, 500):
+        for remaining_ms in (margin_ms, margin_ms + 3_000, 900_000):
+            connect, read = Deadline(FakeContext(remaining_ms), margin_ms).attempt_timeouts(4)
+
+            # THEN one attempt started before the margin ends before Lambda stops the invocation
+            assert 0 < connect <= 2.0
+            assert connect + read <= margin_ms / 1000
