@@ -1,0 +1,91 @@
+"""Per batch item accounting, turned into Lambda's partial batch response.
+
+Every record ends delivered, rejected (it reached the rejects queue) or failed; one failed record marks its whole
+batch item (SQS message, Kinesis record) failed. On an SQS FIFO queue the first failure in a message group also
+fails every later message of that group without sending it, so the group's order holds; other groups go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypedDict
+
+from personalize_ingest.sources import BatchItem
+
+
+class PartialItemFailure(TypedDict):
+    itemIdentifier: str
+
+
+class PartialItemFailureResponse(TypedDict):
+    batchItemFailures: list[PartialItemFailure]
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts of one invocation, emitted as metrics."""
+
+    received: int = 0
+    delivered: int = 0
+    superseded: int = 0
+    """Upserts not sent because a later record of the same id was; counted as delivered in metrics."""
+    rejected: int = 0
+    failed: int = 0
+    api_calls: int = 0
+    throttled_calls: int = 0
+    retries: int = 0
+
+
+class Outcome:
+    """What happened to each batch item of one invocation.
+
+    Parameters
+    ----------
+    items
+        The batch items in event order.
+    fifo
+        True for an SQS FIFO source: a failure stops the rest of its message group.
+    """
+
+    def __init__(self, items: Sequence[BatchItem], fifo: bool = False) -> None:
+        self._order = [item.item_id for item in items]
+        self._group_of = {item.item_id: item.group_id for item in items}
+        self._failed: dict[str, str] = {}
+        self._stopped_groups: set[str] = set()
+        self.fifo = fifo
+        self.tally = Tally()
+
+    def mark_failed(self, item_id: str, reason: str) -> None:
+        """Report ``item_id`` failed (the first reason is kept); on FIFO, stop the rest of its group."""
+        self._failed.setdefault(item_id, reason)
+        group = self._group_of.get(item_id)
+        if self.fifo and group is not None:
+            self._stopped_groups.add(group)
+
+    def is_failed(self, item_id: str) -> bool:
+        return item_id in self._failed
+
+    def group_stopped(self, item: BatchItem) -> bool:
+        """True when an earlier message of the item's FIFO group failed: the item must not be sent."""
+        return self.fifo and item.group_id is not None and item.group_id in self._stopped_groups
+
+    def count_failed_records(self, item_ids: Iterable[str], reason: str) -> int:
+        """Count one failed record per entry of ``item_ids`` and mark their items failed; return the count."""
+        count = 0
+        for item_id in item_ids:
+            self.mark_failed(item_id, reason)
+            count += 1
+        self.tally.failed += count
+        return count
+
+    def failed_items(self) -> list[str]:
+        """Failed item ids in event order."""
+        return [item_id for item_id in self._order if item_id in self._failed]
+
+    def failure_reasons(self) -> dict[str, str]:
+        return dict(self._failed)
+
+    def response(self) -> PartialItemFailureResponse:
+        """The partial batch response: every item not fully handled, in event order."""
+        return {"batchItemFailures": [{"itemIdentifier": item_id} for item_id in self.failed_items()]}

@@ -1,0 +1,392 @@
+"""The pipeline of one invocation: source event -> records -> prepared -> calls -> outcome -> response.
+
+``make_handler(entity)`` builds a function's ``lambda_handler``. Per invocation it reads the settings (a
+misconfiguration raises before any record is touched), decodes the event into batch items, prepares each record,
+delivers the valid ones with one :class:`~personalize_ingest.delivery.Deliverer`, sends the invalid ones to the
+rejects queue, streams announced S3 objects in chunks, and returns the partial batch response. Every record ends
+delivered, rejected (it reached the rejects queue) or failed (its batch item is reported).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from personalize_ingest.config import ConfigurationError, Settings
+from personalize_ingest.deadline import Deadline
+from personalize_ingest.delivery import Deliverer
+from personalize_ingest.entities import Entity
+from personalize_ingest.model import Prepared, Record, RecordRejected, Rejection
+from personalize_ingest.observability import emit_metrics, logger, tracer
+from personalize_ingest.outcome import Outcome, PartialItemFailureResponse
+from personalize_ingest.records import prepare
+from personalize_ingest.rejects import RejectsSender
+from personalize_ingest.results import COMPLETE, CONTINUED, INCOMPLETE, UNREADABLE, ObjectResult, write_result
+from personalize_ingest.s3objects import ObjectFormatError, ObjectGone, iter_rows, open_object
+from personalize_ingest.sources import BatchItem, ObjectRef, SourceEvent, continuation_body, decode_event
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_sqs import SQSClient
+
+    from personalize_ingest.s3objects import Row
+
+S3_CHUNK_ROWS = 500
+"""Rows of an S3 object read, prepared and delivered together: bounds memory whatever the object's size."""
+CHUNK_COST_FACTOR = 1.5
+"""A chunk starts only when the time before the margin exceeds this multiple of what the last chunk took."""
+
+_AWS_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+_clients: dict[tuple[str, str | None, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+
+
+class IngestIncomplete(RuntimeError):
+    """Raised at the end of a direct S3 invocation when a row could not be handled: Lambda's asynchronous
+    retry and on-failure destination then apply to the whole event."""
+
+
+def make_handler(entity: Entity) -> Handler:
+    """Build the ``lambda_handler`` of the function that ingests ``entity``.
+
+    The handler returns ``{"batchItemFailures": [{"itemIdentifier": id}, ...]}`` for Kinesis and SQS events and
+    raises :class:`IngestIncomplete` for a direct S3 invocation whose objects were not fully handled.
+    """
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            settings = Settings.from_env(entity)
+        except ConfigurationError:
+            logger.exception("the function is misconfigured; no record was touched")
+            raise
+        logger.append_keys(entity=entity.name)
+        invocation = Invocation(settings, Deadline(context, settings.deadline_margin_ms))
+        try:
+            return dict(invocation.run(event))
+        finally:
+            emit_metrics(entity.name, invocation.outcome.tally)
+
+    return lambda_handler
+
+
+@dataclass(slots=True)
+class Handled:
+    """What happened to a list of records handed to :meth:`Invocation.handle_records`."""
+
+    delivered: list[Prepared] = field(default_factory=list)
+    superseded: list[Prepared] = field(default_factory=list)
+    rejected: list[tuple[Record, Rejection]] = field(default_factory=list)
+    failed: list[tuple[Record, str]] = field(default_factory=list)
+
+
+class Invocation:
+    """One invocation's state: settings, deadline, deliverer, rejects sender and the outcome being built.
+
+    Parameters
+    ----------
+    settings
+        The function's validated settings.
+    deadline
+        The invocation's deadline (context time minus the safety margin).
+    """
+
+    def __init__(self, settings: Settings, deadline: Deadline) -> None:
+        self.settings = settings
+        self.entity = settings.entity
+        self.deadline = deadline
+        self.outcome = Outcome(())
+        self._deliverer: Deliverer | None = None
+        sqs = _client("sqs") if settings.rejects_queue_url else None
+        self._rejects = RejectsSender(settings.rejects_queue_url, self.entity.name, client=sqs)
+
+    # ------------------------------------------------------------------------------------------------ flow
+
+    def run(self, event: dict[str, Any]) -> PartialItemFailureResponse:
+        """Process the event and return the partial batch response (raise for a direct S3 invocation)."""
+        source_event = decode_event(event)
+        self.outcome = Outcome(source_event.items, fifo=source_event.fifo)
+        logger.info(
+            "invocation started",
+            extra={
+                "event_source": source_event.event_source,
+                "items": len(source_event.items),
+                "fifo": source_event.fifo,
+                "remaining_ms": self.deadline.remaining_ms(),
+            },
+        )
+        for wave in _waves(source_event):
+            self._process_wave(wave, source_event)
+        response = self.outcome.response()
+        tally = self.outcome.tally
+        logger.info(
+            "invocation finished",
+            extra={
+                "received": tally.received,
+                "delivered": tally.delivered,
+                "superseded": tally.superseded,
+                "rejected": tally.rejected,
+                "failed": tally.failed,
+                "failed_items": len(response["batchItemFailures"]),
+            },
+        )
+        if source_event.direct_s3 and response["batchItemFailures"]:
+            reasons = self.outcome.failure_reasons()
+            raise IngestIncomplete(
+                f"{len(reasons)} S3 object(s) not fully ingested: "
+                + "; ".join(f"{item}: {reason}" for item, reason in reasons.items())
+            )
+        return response
+
+    def _process_wave(self, items: Sequence[BatchItem], source_event: SourceEvent) -> None:
+        records: list[Record] = []
+        to_read: list[BatchItem] = []
+        for item in items:
+            if self.outcome.group_stopped(item):
+                # NOTE: FIFO order holds per message group: after a failure the rest of the group is reported
+                # failed without being sent, and comes back in order on the next receive.
+                self.outcome.tally.received += len(item.records)
+                self.outcome.count_failed_records([r.item_id for r in item.records], "an earlier message failed")
+                self.outcome.mark_failed(item.item_id, "an earlier message of its FIFO group failed")
+                logger.info("skipped: earlier message of the group failed", extra={"item": item.item_id})
+                continue
+            if item.ignored is not None:
+                logger.info("nothing to ingest", extra={"item": item.item_id, "why": item.ignored})
+                continue
+            records.extend(item.records)
+            if item.objects:
+                to_read.append(item)
+        if records:
+            self.handle_records(records)
+        for item in to_read:
+            for ref in item.objects:
+                if self.outcome.is_failed(item.item_id):
+                    break
+                self._process_object(item, ref, source_event)
+
+    # ------------------------------------------------------------------------------------------------ records
+
+    def handle_records(self, records: Sequence[Record]) -> Handled:
+        """Prepare, deliver and set aside ``records``; account every one of them in the outcome."""
+        handled = Handled()
+        tally = self.outcome.tally
+        tally.received += len(records)
+        prepared: list[Prepared] = []
+        for record in records:
+            try:
+                prepared.append(prepare(self.entity, record, default_event_type=self.settings.default_event_type))
+            except RecordRejected as rejected:
+                handled.rejected.append((record, rejected.rejection))
+        if prepared:
+            report = self.deliverer().deliver(prepared)
+            tally.api_calls += report.api_calls
+            tally.throttled_calls += report.throttled_calls
+            tally.retries += report.retries
+            handled.delivered = report.delivered
+            handled.superseded = report.superseded
+            handled.rejected.extend((p.record, rejection) for p, rejection in report.rejected)
+            handled.failed.extend((p.record, reason) for p, reason in report.failed)
+        if handled.superseded:
+            logger.info(
+                "superseded by later records of the same id", extra={"superseded": len(handled.superseded)}
+            )
+        not_sent = self._rejects.send(handled.rejected)
+        if not_sent:
+            unsent = {id(n.record) for n in not_sent}
+            handled.rejected = [(r, j) for r, j in handled.rejected if id(r) not in unsent]
+            handled.failed.extend((n.record, n.reason) for n in not_sent)
+            logger.error(
+                "rejected records could not be set aside: reported failed",
+                extra={"records": len(not_sent), "reason": not_sent[0].reason},
+            )
+        for record, rejection in handled.rejected:
+            logger.debug(
+                "record rejected",
+                extra={
+                    "source": record.source.as_reject_source(),
+                    "code": rejection.code,
+                    "reason": rejection.reason,
+                },
+            )
+        tally.delivered += len(handled.delivered)
+        tally.superseded += len(handled.superseded)
+        tally.rejected += len(handled.rejected)
+        for record, reason in handled.failed:
+            self.outcome.mark_failed(record.item_id, reason)
+        tally.failed += len(handled.failed)
+        if handled.failed:
+            logger.warning(
+                "records failed: their batch items are reported for retry",
+                extra={
+                    "records": len(handled.failed),
+                    "items": sorted({r.item_id for r, _ in handled.failed})[:20],
+                    "first_reason": handled.failed[0][1],
+                },
+            )
+        return handled
+
+    def deliverer(self) -> Deliverer:
+        # NOTE: created on first use so an invocation holding only S3 test events or rejects opens no client.
+        if self._deliverer is None:
+            self._deliverer = Deliverer(self.settings, self.deadline)
+        return self._deliverer
+
+    # ------------------------------------------------------------------------------------------------ S3 objects
+
+    def _process_object(self, item: BatchItem, ref: ObjectRef, source_event: SourceEvent) -> None:
+        where = {"item": item.item_id, **ref.describe(), "start_line": ref.start_line}
+        logger.info("reading S3 object", extra=where)
+        result = ObjectResult.resuming(ref.start_line, ref.progress)
+        status = COMPLETE
+        next_line: int | None = None
+        try:
+            with open_object(_client("s3"), ref) as body:
+                status, next_line = self._stream_rows(item, ref, iter_rows(body, ref.key, ref.start_line), result)
+        except ObjectGone as gone:
+            # NOTE: the announced version was replaced or deleted; the successor has its own notification.
+            logger.warning("S3 object no longer there as announced: skipped", extra={**where, "why": str(gone)})
+            return
+        except ObjectFormatError as unreadable:
+            result.error = str(unreadable)
+            status = UNREADABLE
+            header = Record(item.item_id, ref.source(line=1), None, ref.event_time)
+            header.decode_error = Rejection("invalid_csv", str(unreadable))
+            self._account_rows(self.handle_records([header]), result)
+        except (ClientError, BotoCoreError) as exc:
+            self.outcome.mark_failed(item.item_id, f"reading s3://{ref.bucket}/{ref.key} failed: {exc}")
+            logger.error(
+                "reading S3 object failed: the item is reported for retry", extra={**where, "error": str(exc)}
+            )
+            return
+        if (
+            status == CONTINUED
+            and next_line is not None
+            and not self._send_continuation(item, ref, next_line, result, source_event)
+        ):
+            status = INCOMPLETE
+        if status != CONTINUED and self.outcome.is_failed(item.item_id):
+            status = INCOMPLETE
+        self._write_result(ref, result.document(ref, status, next_line if status == CONTINUED else None))
+        logger.info(
+            "S3 object processed",
+            extra={**where, "status": status, "last_line": result.last_line, "next_line": next_line},
+        )
+
+    def _stream_rows(
+        self, item: BatchItem, ref: ObjectRef, rows: Iterator[Row], result: ObjectResult
+    ) -> tuple[str, int | None]:
+        """Deliver the rows chunk by chunk; return (status, line to continue at)."""
+        last_chunk_cost_ms = 0
+        while True:
+            chunk = list(islice(rows, S3_CHUNK_ROWS))
+            if not chunk:
+                return COMPLETE, None
+            if self._must_stop(last_chunk_cost_ms):
+                if item.queue_arn is not None:
+                    return CONTINUED, chunk[0].line
+                # NOTE: a direct S3 invocation has no queue to continue through: the rows not read are failed
+                # and the event raises, so Lambda's asynchronous retry reads the object again.
+                self.outcome.mark_failed(item.item_id, "the deadline came before the object was read to its end")
+                return INCOMPLETE, None
+            started_ms = self.deadline.remaining_ms()
+            records = [
+                Record(item.item_id, ref.source(line=row.line), row.value, ref.event_time, decode_error=row.error)
+                for row in chunk
+            ]
+            self._account_rows(self.handle_records(records), result)
+            result.last_line = chunk[-1].line
+            last_chunk_cost_ms = max(0, started_ms - self.deadline.remaining_ms())
+            if result.failed:
+                # NOTE: the message or event is retried and reads the object again from its start line; reading
+                # on would only send rows that retry sends again.
+                return INCOMPLETE, None
+
+    def _must_stop(self, last_chunk_cost_ms: int) -> bool:
+        if self.deadline.exhausted():
+            return True
+        before_margin_ms = self.deadline.remaining_ms() - self.deadline.margin_ms
+        return before_margin_ms < last_chunk_cost_ms * CHUNK_COST_FACTOR
+
+    @staticmethod
+    def _account_rows(handled: Handled, result: ObjectResult) -> None:
+        result.delivered += len(handled.delivered)
+        result.superseded += len(handled.superseded)
+        for record, rejection in handled.rejected:
+            result.add_reject(record.source.line, rejection)
+        result.failed += len(handled.failed)
+
+    def _send_continuation(
+        self, item: BatchItem, ref: ObjectRef, line: int, result: ObjectResult, source_event: SourceEvent
+    ) -> bool:
+        assert item.queue_arn is not None
+        body = continuation_body(ref, line, result.progress())
+        arn_parts = item.queue_arn.split(":")
+        where = {"item": item.item_id, **ref.describe(), "next_line": line}
+        try:
+            sqs: SQSClient = _client("sqs")
+            queue_url = sqs.get_queue_url(QueueName=arn_parts[5], QueueOwnerAWSAccountId=arn_parts[4])["QueueUrl"]
+            if item.group_id is not None:
+                # NOTE: FIFO: the same group keeps the object's rows in order; the deduplication id is fixed by
+                # the object and line, so a retried send within five minutes is dropped by SQS.
+                dedup = hashlib.sha256(body.encode()).hexdigest()
+                sqs.send_message(
+                    QueueUrl=queue_url,
+                    MessageBody=body,
+                    MessageGroupId=item.group_id,
+                    MessageDeduplicationId=dedup,
+                )
+            else:
+                sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+        except (ClientError, BotoCoreError, IndexError) as exc:
+            self.outcome.mark_failed(item.item_id, f"the continuation message could not be sent: {exc}")
+            logger.error(
+                "continuation not sent: the message is reported for retry", extra={**where, "error": str(exc)}
+            )
+            return False
+        logger.info("deadline near: continuation sent, the message is acknowledged", extra=where)
+        return True
+
+    @staticmethod
+    def _write_result(ref: ObjectRef, document: dict[str, Any]) -> None:
+        try:
+            write_result(_client("s3"), ref, document)
+        except (ClientError, BotoCoreError) as exc:
+            # NOTE: the result file is a report for producers; failing the rows it describes would only send
+            # them again.
+            logger.error("result file not written", extra={**ref.describe(), "error": str(exc)})
+
+
+def _waves(source_event: SourceEvent) -> Iterable[list[BatchItem]]:
+    """All items at once; on FIFO, the n-th message of every group together, so a failure can stop its group."""
+    if not source_event.fifo:
+        yield source_event.items
+        return
+    groups: dict[str | None, list[BatchItem]] = {}
+    for item in source_event.items:
+        groups.setdefault(item.group_id, []).append(item)
+    depth = max(len(members) for members in groups.values())
+    for position in range(depth):
+        yield [members[position] for members in groups.values() if position < len(members)]
+
+
+def _client(service: str) -> Any:
+    """The container's client for ``service``, one per endpoint configuration (boto3's standard variables)."""
+    endpoint_override = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
+    key = (service, endpoint_override, os.environ.get("AWS_ENDPOINT_URL"))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = boto3.client(service, config=_AWS_CONFIG)  # type: ignore[call-overload]
+        return client

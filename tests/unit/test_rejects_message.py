@@ -1,0 +1,76 @@
+"""The reject message body: contract fields, source identifiers, truncation of oversize records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from personalize_ingest.model import Record, Rejection, SourceRef
+from personalize_ingest.rejects import MAX_MESSAGE_BYTES, RejectsSender, reject_message
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas/reject-message.schema.json").read_text())
+KINESIS_SOURCE = SourceRef(
+    event_source="aws:kinesis",
+    arn="arn:aws:kinesis:us-east-1:123456789012:stream/interactions",
+    sequence_number="49590338271490256608559692538361571095921575989136588898",
+    sub_sequence_number=2,
+)
+S3_SOURCE = SourceRef(event_source="aws:s3", bucket="ingest", key="items/a.csv", etag="abc", line=7)
+
+
+def test_message_names_entity_code_reason_source_and_record() -> None:
+    # GIVEN a CSV row rejected for an unknown column
+    record = Record("s3://ingest/items/a.csv", S3_SOURCE, {"ITEM_ID": "i-1", "TITEL": "x"}, 0.0)
+    rejection = Rejection("unknown_field", "TITEL is not a field of an item; did you mean TITLE?")
+
+    # WHEN its message is built
+    body = json.loads(reject_message("items", record, rejection))
+
+    # THEN it follows the published schema and says where the row was
+    jsonschema.validate(body, SCHEMA)
+    assert body == {
+        "entity": "items",
+        "code": "unknown_field",
+        "reason": rejection.reason,
+        "source": {"eventSource": "aws:s3", "bucket": "ingest", "key": "items/a.csv", "etag": "abc", "line": 7},
+        "record": {"ITEM_ID": "i-1", "TITEL": "x"},
+    }
+
+
+@pytest.mark.parametrize(
+    "value", ["x" * (MAX_MESSAGE_BYTES + 5_000), {"sessionId": "s", "properties": {"blob": "é" * 200_000}}]
+)
+def test_oversize_record_is_cut_and_marked_truncated(value: object) -> None:
+    # GIVEN a record larger than one SQS message (raw text, or an object with non-ASCII text)
+    record = Record("seq", KINESIS_SOURCE, value, 0.0)
+
+    # WHEN its message is built
+    body = reject_message("events", record, Rejection("too_long", "properties is longer than 1024 characters"))
+
+    # THEN it fits one message, is marked truncated, and keeps the start of the record as text
+    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+    message = json.loads(body)
+    jsonschema.validate(message, SCHEMA)
+    assert message["truncated"] is True
+    expected_text = (
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    )
+    assert expected_text.startswith(message["record"])
+    assert len(message["record"]) > MAX_MESSAGE_BYTES // 3
+    assert message["source"]["subSequenceNumber"] == 2
+
+
+def test_unset_queue_returns_every_record_as_not_sent() -> None:
+    # GIVEN a sender without REJECTS_QUEUE_URL
+    sender = RejectsSender(None, "events")
+    record = Record("seq", KINESIS_SOURCE, {"eventType": ""}, 0.0)
+
+    # WHEN a rejected record is sent
+    not_sent = sender.send([(record, Rejection("too_short", "eventType is empty"))])
+
+    # THEN it comes back not sent, naming the variable
+    assert [n.record for n in not_sent] == [record]
+    assert "REJECTS_QUEUE_URL" in not_sent[0].reason

@@ -1,0 +1,173 @@
+"""Streaming rows out of S3 object bodies: CSV / JSON Lines, gzip, BOM, CRLF, line numbers, continuations."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pytest
+
+from personalize_ingest.s3objects import MAX_LINE_BYTES, ObjectFormatError, Row, iter_rows
+
+CSV = "USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP\nu-1,i-1,click,1764400000\nu-2,i-2,click,1764400001\n"
+
+
+class CountingStream(io.RawIOBase):
+    """A body that records the largest read asked of it (the reader must never ask for the whole object)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.largest_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.largest_read = max(self.largest_read, size if size >= 0 else 1 << 62)
+        return self._data.read(size)
+
+
+def rows(data: bytes, key: str, start_line: int = 1) -> list[Row]:
+    return list(iter_rows(io.BytesIO(data), key, start_line))
+
+
+def test_csv_rows_are_header_value_objects_numbered_from_the_header() -> None:
+    # GIVEN a CSV object with a header and two rows
+    # WHEN its rows are read
+    result = rows(CSV.encode(), "events/a.csv")
+
+    # THEN each row is a header->value dict named by its line (header = line 1)
+    assert [r.line for r in result] == [2, 3]
+    assert result[0].value == {
+        "USER_ID": "u-1",
+        "ITEM_ID": "i-1",
+        "EVENT_TYPE": "click",
+        "TIMESTAMP": "1764400000",
+    }
+    assert all(r.error is None for r in result)
+
+
+@pytest.mark.parametrize("key", ["events/a.csv.gz", "events/a.csv"])
+def test_gzip_bom_and_crlf_are_read_like_plain_text(key: str) -> None:
+    # GIVEN the same CSV with a BOM and CRLF line ends, gzip-compressed (by extension, or only by magic bytes)
+    data = gzip.compress(b"\xef\xbb\xbf" + CSV.replace("\n", "\r\n").encode())
+
+    # WHEN its rows are read
+    result = rows(data, key)
+
+    # THEN the header has no BOM and no value keeps a carriage return
+    assert [r.line for r in result] == [2, 3]
+    assert list(result[0].value) == ["USER_ID", "ITEM_ID", "EVENT_TYPE", "TIMESTAMP"]
+    assert result[1].value["TIMESTAMP"] == "1764400001"
+
+
+def test_json_lines_are_decoded_and_blank_lines_skipped() -> None:
+    # GIVEN JSON Lines with a blank line, an invalid line and a non-object line
+    data = b'{"itemId": "i-1"}\r\n\n{oops\n[1, 2]\n{"itemId": "i-2"}'
+
+    # WHEN read as .jsonl
+    result = rows(data, "items/a.jsonl")
+
+    # THEN good lines are objects and bad lines carry a rejection naming their line
+    assert [(r.line, r.error.code if r.error else None) for r in result] == [
+        (1, None),
+        (3, "invalid_json"),
+        (4, "not_an_object"),
+        (5, None),
+    ]
+    assert result[1].value == "{oops"
+    assert result[3].value == {"itemId": "i-2"}
+
+
+def test_format_is_sniffed_when_the_key_has_no_known_suffix() -> None:
+    # GIVEN a JSON Lines body and a CSV body under keys without a known suffix
+    # WHEN / THEN the first byte decides
+    assert rows(b'{"userId": "u-1"}\n', "users/export")[0].value == {"userId": "u-1"}
+    assert rows(b"USER_ID\nu-1\n", "users/export")[0].value == {"USER_ID": "u-1"}
+
+
+def test_start_line_skips_rows_already_handled() -> None:
+    # GIVEN a gzip CSV of 10 rows (lines 2-11)
+    body = "ITEM_ID\n" + "".join(f"i-{n}\n" for n in range(2, 12))
+    data = gzip.compress(body.encode())
+
+    # WHEN read from line 7 (a continuation)
+    result = rows(data, "items/a.csv.gz", start_line=7)
+
+    # THEN rows start at line 7, none before
+    assert [r.line for r in result] == [7, 8, 9, 10, 11]
+    assert result[0].value == {"ITEM_ID": "i-7"}
+
+
+def test_quoted_newlines_keep_the_row_on_its_first_line() -> None:
+    # GIVEN a CSV whose second row has a quoted value spanning two lines
+    data = b'ITEM_ID,DESCRIPTION\ni-1,"two\nlines"\ni-2,plain\n'
+
+    # WHEN read
+    result = rows(data, "items/a.csv")
+
+    # THEN the multi-line row is named by its first line and the next row by its own line
+    assert [(r.line, r.value["ITEM_ID"]) for r in result] == [(2, "i-1"), (4, "i-2")]
+    assert result[0].value["DESCRIPTION"] == "two\nlines"
+
+
+def test_bad_rows_are_rejected_one_by_one() -> None:
+    # GIVEN a CSV with a row of too many columns and a row that is not UTF-8
+    data = b"ITEM_ID,TITLE\ni-1,a\ni-2,b,extra\ni-3,\xff\xfe\ni-4,d\n"
+
+    # WHEN read
+    result = rows(data, "items/a.csv")
+
+    # THEN only those rows carry rejections, with their line numbers
+    assert [(r.line, r.error.code if r.error else None) for r in result] == [
+        (2, None),
+        (3, "invalid_csv"),
+        (4, "invalid_encoding"),
+        (5, None),
+    ]
+    assert result[1].error is not None and "line 3" in result[1].error.reason
+
+
+def test_an_oversized_line_is_rejected_without_being_held() -> None:
+    # GIVEN JSON Lines where the middle line is longer than the line limit
+    huge = b'{"itemId": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}\n'
+    stream = CountingStream(b'{"itemId": "i-1"}\n' + huge + b'{"itemId": "i-3"}\n')
+
+    # WHEN read
+    result = list(iter_rows(stream, "items/a.jsonl"))  # type: ignore[arg-type]
+
+    # THEN the long line is rejected, its neighbours are read, and no read asked for more than a buffer
+    assert [(r.line, r.error.code if r.error else None) for r in result] == [(1, None), (2, "too_long"), (3, None)]
+    assert stream.largest_read <= 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [(b"ITEM_ID,,TITLE\n", "empty column"), (b"ITEM_ID,TITLE,ITEM_ID\n", r"repeats column\(s\) ITEM_ID")],
+)
+def test_unusable_header_refuses_the_object(header: bytes, message: str) -> None:
+    # GIVEN a CSV whose header cannot name the columns
+    # WHEN / THEN reading refuses the object with the reason
+    with pytest.raises(ObjectFormatError, match=message):
+        rows(header + b"i-1,a,b\n", "items/a.csv")
+
+
+def test_empty_object_has_no_rows() -> None:
+    # GIVEN empty objects of both formats
+    # WHEN / THEN they yield nothing
+    assert rows(b"", "items/a.csv") == []
+    assert rows(b"", "items/a.jsonl") == []
+
+
+def test_large_gzip_object_is_streamed_in_order() -> None:
+    # GIVEN a 20,000-row gzip JSON Lines object
+    data = gzip.compress(b"".join(json.dumps({"itemId": f"i-{n}"}).encode() + b"\n" for n in range(20_000)))
+    stream = CountingStream(data)
+
+    # WHEN read
+    result = iter_rows(stream, "items/big.ndjson.gz")  # type: ignore[arg-type]
+
+    # THEN every row comes in order, and the body was read in bounded chunks
+    assert [r.line for r in result] == list(range(1, 20_001))
+    assert stream.largest_read <= 1024 * 1024
