@@ -14,7 +14,10 @@ import pytest
 
 from tests.support.moto import running_moto
 
+pytest_plugins = ["emulator.pytest_plugin"]
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "personalize-ingest-tests")
 
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

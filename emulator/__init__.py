@@ -1,0 +1,1 @@
+"""Local Amazon Personalize Events emulator (see docs/emulator.md)."""

@@ -1,0 +1,94 @@
+"""The HTTP front end: a threaded stdlib server routing the five operation paths and the admin API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from emulator.admin import ADMIN_PREFIX, handle_admin
+from emulator.operations import operations_by_path
+from emulator.service import Answer, Emulator, error_answer
+from emulator.signing import SignedRequest
+
+logger = logging.getLogger(__name__)
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that carries the emulator state its handlers use."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        super().__init__(address, _Handler)
+        self.emulator = emulator
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = str(host)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # NOTE: HTTP/1.1 keeps connections alive, as botocore's urllib3 pool expects; every answer has Content-Length.
+    protocol_version = "HTTP/1.1"
+    # NOTE: headers and body go out in separate writes; with Nagle's algorithm and the client's delayed ACKs each
+    # answer with a body would wait ~40 ms.
+    disable_nagle_algorithm = True
+    server_version = "PersonalizeEventsEmulator"
+    server: EmulatorServer
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def _dispatch(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path, _, query = self.path.partition("?")
+        emulator = self.server.emulator
+        if path.startswith(ADMIN_PREFIX):
+            self._send(handle_admin(emulator, self.command, path, query, body))
+            return
+        operation = operations_by_path().get(path)
+        if operation is None or self.command != "POST":
+            self._send(
+                error_answer(404, "UnknownOperationException", f"No operation at {self.command} {path}", "")
+            )
+            return
+        headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        host = self.headers.get("Host") or self.server.url.removeprefix("http://")
+        request = SignedRequest(self.command, f"http://{host}{self.path}", headers, body)
+        self._send(emulator.call(operation, request))
+
+    def _send(self, answer: Answer) -> None:
+        if answer.drop:
+            # NOTE: close without any status line: clients see a connection reset / closed before a response.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+
+def make_server(emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
+    """Bind (port 0 = a free port) without serving yet; call ``serve_forever`` on the result."""
+    return EmulatorServer((host, port), emulator)

@@ -1,0 +1,99 @@
+"""The first 10,000 MovieLens ratings through the events function from S3: every row once, grouped by user.
+
+The data set stays in ``../shared/data`` beside the repository (its licence keeps it out of the project); the
+ratings (userId,movieId,rating,timestamp) are converted on the fly to the bulk-import layout
+(USER_ID,ITEM_ID,EVENT_TYPE,EVENT_VALUE,TIMESTAMP) in a gzip object announced through an SQS S3 notification.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib
+import io
+import json
+import uuid
+from collections import Counter, defaultdict
+from itertools import islice
+from pathlib import Path
+
+import boto3
+import pytest
+
+from emulator.config import DEFAULT_TRACKING_ID
+from emulator.testing import EmulatorHandle
+from tests.support import factories as f
+
+RATINGS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "movielens-small" / "ratings.csv.gz"
+ROWS = 10_000
+
+
+def bulk_layout(rows: int) -> tuple[bytes, list[tuple[str, str, str, int]]]:
+    """The first ``rows`` ratings as a gzip bulk-import CSV, and the (user, item, value, timestamp) expected."""
+    assert RATINGS.exists(), f"MovieLens ratings not found at {RATINGS} (expected ../shared/data beside the repo)"
+    expected: list[tuple[str, str, str, int]] = []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["USER_ID", "ITEM_ID", "EVENT_TYPE", "EVENT_VALUE", "TIMESTAMP"])
+    with gzip.open(RATINGS, "rt", newline="") as ratings:
+        for rating in islice(csv.DictReader(ratings), rows):
+            writer.writerow([rating["userId"], rating["movieId"], "rating", rating["rating"], rating["timestamp"]])
+            expected.append((rating["userId"], rating["movieId"], rating["rating"], int(rating["timestamp"])))
+    return gzip.compress(out.getvalue().encode()), expected
+
+
+@pytest.mark.slow
+def test_first_10000_ratings_are_delivered_exactly_once_grouped_by_user(
+    moto_env: str, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the first 10,000 ratings as a bulk-layout gzip object and its S3 notification in an SQS message
+    suffix = uuid.uuid4().hex[:8]
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    bucket = f"ingest-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("PERSONALIZE_TRACKING_ID", DEFAULT_TRACKING_ID)
+    monkeypatch.setenv("REJECTS_QUEUE_URL", sqs.create_queue(QueueName=f"rejects-{suffix}")["QueueUrl"])
+    body, expected = bulk_layout(ROWS)
+    key = "events/movielens/ratings-10k.csv.gz"
+    put = s3.put_object(Bucket=bucket, Key=key, Body=body)
+    notification = f.s3_notification(f.s3_record(bucket, key, etag=put["ETag"].strip('"'), size=len(body)))
+    handler = importlib.import_module("events.handler").lambda_handler
+
+    # WHEN the events function handles the notification
+    response = handler(f.sqs_event([f.sqs_message(notification, "movielens")]), f.FakeLambdaContext())
+
+    # THEN every row was stored exactly once, with its user, item, rating and timestamp
+    assert response == {"batchItemFailures": []}
+    stored = emulator.records("events")
+    assert len(stored) == ROWS
+    assert not any(row["duplicate"] for row in stored)
+    assert len({row["element"]["eventId"] for row in stored}) == ROWS
+    delivered = Counter(
+        (
+            row["request"]["userId"],
+            row["element"]["itemId"],
+            f"{row['element']['eventValue']:.1f}",
+            int(row["element"]["sentAt"]),
+        )
+        for row in stored
+    )
+    assert delivered == Counter(expected)
+    assert {row["element"]["eventType"] for row in stored} == {"rating"}
+
+    # AND each PutEvents call held the events of one user only (session = user for bulk files)
+    users_per_call: dict[str, set[str]] = defaultdict(set)
+    for row in stored:
+        users_per_call[row["requestId"]].add(row["request"]["userId"])
+        assert row["request"]["sessionId"] == row["request"]["userId"]
+    assert all(len(users) == 1 for users in users_per_call.values())
+    assert max(Counter(row["requestId"] for row in stored).values()) == 10
+
+    # AND the result file counts the whole object
+    result = json.loads(s3.get_object(Bucket=bucket, Key=f"results/{key}.result.json")["Body"].read())
+    assert (result["status"], result["delivered"], result["rejected"], result["failed"]) == (
+        "complete",
+        ROWS,
+        0,
+        0,
+    )
+    assert result["lastLine"] == ROWS + 1
