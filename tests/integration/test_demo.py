@@ -1,0 +1,177 @@
+"""`make demo` as a smoke test: the same flow with fewer records, from the synthesized template.
+
+The template is the one `make synth` wrote to cdk.out when it is newer than everything it is built from;
+otherwise the CDK app is synthesized into a temporary folder first, exactly as the CDK CLI runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STACK = "PersonalizeIngest"
+VALID_PER_FILE = 5
+
+pytestmark = pytest.mark.slow
+
+
+def _newest_input_mtime() -> float:
+    inputs = [REPO_ROOT / "app.py", REPO_ROOT / "cdk.json", *(REPO_ROOT / "infrastructure").rglob("*.py")]
+    return max(path.stat().st_mtime for path in inputs if path.exists())
+
+
+@pytest.fixture(scope="module")
+def template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthesized stack template (see the module docstring)."""
+    synthesized = REPO_ROOT / "cdk.out" / f"{STACK}.template.json"
+    if synthesized.exists() and synthesized.stat().st_mtime >= _newest_input_mtime():
+        return synthesized
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    # NOTE: the CDK CLI hands the app its context and output folder through these two variables.
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir)}
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, f"synth failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return outdir / f"{STACK}.template.json"
+
+
+def _demo_command(template_path: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "local.demo",
+        "--template",
+        str(template_path),
+        "--run-dir",
+        str(run_dir),
+        "--limit",
+        str(VALID_PER_FILE),
+        *extra,
+    ]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for every practical purpose; only its parent's wait is missing.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\nState:\tZ" in status.read_text())
+
+
+def _started_pids(run_dir: Path) -> list[int]:
+    return [int(line.split()[0]) for line in (run_dir / "logs" / "pids").read_text().splitlines()]
+
+
+@pytest.fixture
+def demo_environment() -> Iterator[dict[str, str]]:
+    env = dict(os.environ)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS"):
+        env.pop(name, None)
+    yield env
+
+
+def test_demo_accounts_for_every_record_and_leaves_no_process(
+    template_path: Path, tmp_path: Path, demo_environment: dict[str, str]
+) -> None:
+    # GIVEN the samples (five valid records per file plus every broken one) and what the broken ones must get
+    broken = json.loads((REPO_ROOT / "samples" / "broken.json").read_text())
+    expected_codes = {
+        "events": Counter(broken["events.jsonl"].values()),
+        "items": Counter(broken["items.csv"].values()),
+        "users": Counter(broken["users.jsonl.gz"].values()),
+        "actions": Counter(broken["actions.jsonl"].values()),
+        "action_interactions": Counter(broken["action_interactions.jsonl"].values()),
+    }
+    report_path = tmp_path / "report.json"
+
+    # WHEN the demo runs
+    result = subprocess.run(
+        _demo_command(template_path, tmp_path / "run", "--json", str(report_path)),
+        cwd=REPO_ROOT,
+        env=demo_environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    # THEN it succeeds and its report accounts for every record: valid ones delivered, broken ones rejected
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    report = json.loads(report_path.read_text())
+    assert report["ok"] and report["drained"]
+    rows = {row["entity"]: row for row in report["rows"]}
+    assert {(entity, row["source"]) for entity, row in rows.items()} == {
+        ("events", "kinesis"),
+        ("items", "s3"),
+        ("users", "s3"),
+        ("actions", "sqs"),
+        ("action_interactions", "sqs"),
+    }
+    for entity, codes in expected_codes.items():
+        row = rows[entity]
+        assert row["sent"] == VALID_PER_FILE + sum(codes.values()), entity
+        assert row["delivered"] == VALID_PER_FILE, entity
+        assert row["rejectedByCode"] == dict(codes), entity
+        assert (row["deadLettered"], row["duplicates"], row["unaccounted"], row["unexpected"]) == (0, 0, [], [])
+        assert row["apiCalls"] >= 1, entity
+    assert report["unmatchedRejects"] == 0
+    assert "OK: all" in result.stdout
+    # ... and every process it started is gone
+    assert report["pids"] == _started_pids(tmp_path / "run")
+    assert [pid for pid in report["pids"] if _alive(pid)] == []
+
+
+def test_ctrl_c_stops_every_process_the_demo_started(
+    template_path: Path, tmp_path: Path, demo_environment: dict[str, str]
+) -> None:
+    # GIVEN a demo that has started its servers and function workers
+    run_dir = tmp_path / "run"
+    demo = subprocess.Popen(
+        _demo_command(template_path, run_dir),
+        cwd=REPO_ROOT,
+        env=demo_environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            if " sent " in line:
+                break
+        pids = _started_pids(run_dir)
+
+        # WHEN it is interrupted as Ctrl-C in a terminal does
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+
+    # THEN it exits with the interrupt status and none of its servers or workers is left
+    assert code == 130
+    assert len(pids) >= 3
+    deadline = time.monotonic() + 10
+    while [pid for pid in pids if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if _alive(pid)] == []
