@@ -22,7 +22,7 @@ install: $(STAMP)
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy $(wildcard functions emulator infrastructure local app.py)
+	$(VENV)/bin/mypy $(wildcard functions emulator infrastructure local benchmarks schemas app.py)
 
 typecheck: lint
 
