@@ -45,6 +45,7 @@ REJECT_CODES = (
     "invalid_json",
     "invalid_csv",
     "invalid_encoding",
+    "invalid_gzip",
     "invalid_base64",
     "invalid_aggregate",
     "invalid_envelope",

@@ -97,15 +97,16 @@ def plan(entity: Entity, prepared: Sequence[Prepared]) -> Plan:
 def _latest_per_id(entity: Entity, prepared: Sequence[Prepared]) -> tuple[list[Prepared], list[Prepared]]:
     last_index: dict[str, int] = {}
     for index, item in enumerate(prepared):
-        last_index[_entity_id(entity, item)] = index
+        last_index[upsert_id(entity, item)] = index
     kept: list[Prepared] = []
     superseded: list[Prepared] = []
     for index, item in enumerate(prepared):
-        (kept if last_index[_entity_id(entity, item)] == index else superseded).append(item)
+        (kept if last_index[upsert_id(entity, item)] == index else superseded).append(item)
     return kept, superseded
 
 
-def _entity_id(entity: Entity, item: Prepared) -> str:
+def upsert_id(entity: Entity, item: Prepared) -> str:
+    """The id an upsert replaces (``itemId`` / ``userId`` / ``actionId``)."""
     if item.entity_id is not None:
         return item.entity_id
     assert entity.id_member is not None

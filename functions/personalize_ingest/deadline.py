@@ -12,6 +12,8 @@ from typing import Protocol
 MAX_ATTEMPT_TIMEOUT_S = 10.0
 MIN_ATTEMPT_TIMEOUT_S = 1.0
 MAX_CONNECT_TIMEOUT_S = 2.0
+SUPPORT_ATTEMPT_STEPS_S = (10.0, 5.0, 2.5, 1.0)
+"""Per-attempt timeouts of the supporting calls (a short ladder, so a container caches a handful of clients)."""
 
 
 class RemainingTime(Protocol):
@@ -61,5 +63,19 @@ class Deadline:
         if self.margin_ms > 0:
             per_attempt = min(per_attempt, self.margin_ms / 1000.0)
         per_attempt = max(MIN_ATTEMPT_TIMEOUT_S, math.floor(per_attempt * 2) / 2)
+        connect = min(MAX_CONNECT_TIMEOUT_S, per_attempt / 2)
+        return connect, per_attempt - connect
+
+    def support_call_timeouts(self, max_attempts: int) -> tuple[float, float]:
+        """Connect and read timeouts (seconds) of one attempt of the invocation's supporting AWS calls.
+
+        Rejects, continuation messages, S3 reads and result files are sent also after the margin is reached (the
+        rejects of the last chunk, the continuation itself), so they are bounded by the time left, not by the
+        budget: every attempt of one call fits in ``remaining / (max_attempts + 1)``, which leaves a share for
+        returning the batch response. The per-attempt value is the largest of 10, 5, 2.5 and 1 s that fits (1 s
+        when none does), never botocore's 60 s defaults.
+        """
+        share_s = self.remaining_ms() / 1000.0 / (max(1, max_attempts) + 1)
+        per_attempt = next((step for step in SUPPORT_ATTEMPT_STEPS_S if step <= share_s), MIN_ATTEMPT_TIMEOUT_S)
         connect = min(MAX_CONNECT_TIMEOUT_S, per_attempt / 2)
         return connect, per_attempt - connect

@@ -4,7 +4,8 @@ Every record handed to :meth:`Deliverer.deliver` ends in exactly one list of the
 :class:`~personalize_ingest.model.DeliveryReport`:
 
 - ``delivered``: its call returned 200.
-- ``superseded``: an upsert replaced by a later record of the same id in the same ``deliver()`` call.
+- ``superseded``: an upsert replaced by a later record of the same id in the same ``deliver()`` call (when that
+  later record fails, the older ones are ``failed`` with it).
 - ``rejected`` (code ``service_rejected``): the service refused it on its own *and* the same target accepted
   other records in this invocation, which shows the configuration is sound.
 - ``failed``: anything a retry may cure - throttling or 5xx after every attempt, timeouts, connection errors,
@@ -27,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 from botocore.retries import standard
 
-from personalize_ingest.batching import Batch, max_per_call, plan
+from personalize_ingest.batching import Batch, max_per_call, plan, upsert_id
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.model import DeliveryReport, Prepared, Rejection
@@ -249,6 +250,7 @@ class Deliverer:
             report.throttled_calls += outcome.throttled_calls
             report.retries += outcome.retries
         self._settle_refusals(refused, report)
+        self._fail_superseded_with_their_successor(report)
         logger.info(
             "delivery finished",
             extra={
@@ -384,6 +386,21 @@ class Deliverer:
                 "The records are reported failed, not rejected",
                 extra={"entity": self._entity.name, "refused": len(refused), "error_codes": codes},
             )
+
+    def _fail_superseded_with_their_successor(self, report: DeliveryReport) -> None:
+        """An older version is handled only if the version that replaced it was sent: when that one failed, the
+        older ones fail with it, so no record is acknowledged on the strength of a call that did not succeed."""
+        if not report.superseded or not report.failed:
+            return
+        failed = {upsert_id(self._entity, p): reason for p, reason in report.failed}
+        kept: list[Prepared] = []
+        for older in report.superseded:
+            reason = failed.get(upsert_id(self._entity, older))
+            if reason is None:
+                kept.append(older)
+            else:
+                report.failed.append((older, f"superseded by a later record of the same id that failed: {reason}"))
+        report.superseded = kept
 
     def _stop(self, reason: str) -> None:
         with self._lock:

@@ -45,8 +45,9 @@ S3_CHUNK_ROWS = 500
 CHUNK_COST_FACTOR = 1.5
 """A chunk starts only when the time before the margin exceeds this multiple of what the last chunk took."""
 
-_AWS_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
-_clients: dict[tuple[str, str | None, str | None], Any] = {}
+SUPPORT_CALL_ATTEMPTS = 3
+"""Attempts (first try included) of the supporting SQS and S3 calls: rejects, continuations, reads, results."""
+_clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
@@ -64,7 +65,9 @@ def make_handler(entity: Entity) -> Handler:
     raises :class:`IngestIncomplete` for a direct S3 invocation whose objects were not fully handled.
     """
 
-    @logger.inject_lambda_context(clear_state=True)
+    # NOTE: log_event=False overrides POWERTOOLS_LOGGER_LOG_EVENT: the event holds user ids, item ids and
+    # properties, which are never logged above DEBUG.
+    @logger.inject_lambda_context(clear_state=True, log_event=False)
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
@@ -109,8 +112,10 @@ class Invocation:
         self.deadline = deadline
         self.outcome = Outcome(())
         self._deliverer: Deliverer | None = None
-        sqs = _client("sqs") if settings.rejects_queue_url else None
-        self._rejects = RejectsSender(settings.rejects_queue_url, self.entity.name, client=sqs)
+        # NOTE: the client is chosen per SendMessageBatch, so its timeouts fit the time left at that moment.
+        self._rejects = RejectsSender(
+            settings.rejects_queue_url, self.entity.name, client_factory=lambda: aws_client("sqs", deadline)
+        )
 
     # ------------------------------------------------------------------------------------------------ flow
 
@@ -252,7 +257,7 @@ class Invocation:
         status = COMPLETE
         next_line: int | None = None
         try:
-            with open_object(_client("s3"), ref) as body:
+            with open_object(aws_client("s3", self.deadline), ref) as body:
                 status, next_line = self._stream_rows(item, ref, iter_rows(body, ref.key, ref.start_line), result)
         except ObjectGone as gone:
             # NOTE: the announced version was replaced or deleted; the successor has its own notification.
@@ -335,7 +340,7 @@ class Invocation:
         arn_parts = item.queue_arn.split(":")
         where = {"item": item.item_id, **ref.describe(), "next_line": line}
         try:
-            sqs: SQSClient = _client("sqs")
+            sqs: SQSClient = aws_client("sqs", self.deadline)
             queue_url = sqs.get_queue_url(QueueName=arn_parts[5], QueueOwnerAWSAccountId=arn_parts[4])["QueueUrl"]
             if item.group_id is not None:
                 # NOTE: FIFO: the same group keeps the object's rows in order; the deduplication id is fixed by
@@ -358,10 +363,9 @@ class Invocation:
         logger.info("deadline near: continuation sent, the message is acknowledged", extra=where)
         return True
 
-    @staticmethod
-    def _write_result(ref: ObjectRef, document: dict[str, Any]) -> None:
+    def _write_result(self, ref: ObjectRef, document: dict[str, Any]) -> None:
         try:
-            write_result(_client("s3"), ref, document)
+            write_result(aws_client("s3", self.deadline), ref, document)
         except (ClientError, BotoCoreError) as exc:
             # NOTE: the result file is a report for producers; failing the rows it describes would only send
             # them again.
@@ -381,12 +385,23 @@ def _waves(source_event: SourceEvent) -> Iterable[list[BatchItem]]:
         yield [members[position] for members in groups.values() if position < len(members)]
 
 
-def _client(service: str) -> Any:
-    """The container's client for ``service``, one per endpoint configuration (boto3's standard variables)."""
+def aws_client(service: str, deadline: Deadline) -> Any:
+    """The container's ``sqs`` or ``s3`` client for the time left in the invocation.
+
+    Timeouts come from :meth:`Deadline.support_call_timeouts` (never botocore's 60 s defaults), so the supporting
+    calls - also those made after the margin - end before Lambda stops the invocation. Clients are cached per
+    timeouts and endpoint configuration (boto3's standard variables): a container keeps a handful of them.
+    """
+    connect_s, read_s = deadline.support_call_timeouts(SUPPORT_CALL_ATTEMPTS)
     endpoint_override = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
-    key = (service, endpoint_override, os.environ.get("AWS_ENDPOINT_URL"))
+    key = (service, connect_s, read_s, endpoint_override, os.environ.get("AWS_ENDPOINT_URL"))
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = boto3.client(service, config=_AWS_CONFIG)  # type: ignore[call-overload]
+            config = Config(
+                connect_timeout=connect_s,
+                read_timeout=read_s,
+                retries={"mode": "standard", "total_max_attempts": SUPPORT_CALL_ATTEMPTS},
+            )
+            client = _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
         return client

@@ -333,7 +333,12 @@ def _as_number(raw: Any, label: str, bulk: bool) -> float:
             raise RecordRejected(INVALID_TYPE, f"{label} must be a number, got a non-numeric string")
         number = float(raw)
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:
+            # NOTE: JSON integers have no size limit; one beyond a double's range must reject its record, not
+            # crash the invocation (which would fail every record of the batch).
+            raise RecordRejected(INVALID_TYPE, f"{label} must be a finite number") from None
     else:
         raise RecordRejected(INVALID_TYPE, f"{label} must be a number, got {describe(raw)}")
     if not math.isfinite(number):
@@ -379,7 +384,7 @@ def _properties_object(raw: Any, label: str) -> dict[str, Any]:
     if isinstance(raw, str):
         try:
             decoded = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RecordRejected(INVALID_PROPERTIES, f"{label} is a string but not valid JSON") from None
         if isinstance(decoded, dict):
             return decoded
@@ -430,7 +435,8 @@ def _property_value(value: Any, where: str) -> Any:
     if isinstance(value, str | bool):
         return value
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        # NOTE: only floats can be NaN or infinite; math.isfinite() of a huge JSON integer raises OverflowError.
+        if isinstance(value, float) and not math.isfinite(value):
             raise RecordRejected(INVALID_PROPERTIES, f"{where} must be a finite number")
         return value
     if isinstance(value, list):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ MAX_MESSAGE_BYTES = 262_144
 MAX_BATCH_ENTRIES = 10
 _SAFETY_BYTES = 1_024
 """Room kept for message attributes SQS counts into the size and for rounding."""
+UNSERIALISABLE_RECORD = "(the record is nested too deeply to be serialised)"
 _SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
@@ -52,7 +53,14 @@ def reject_message(entity_name: str, record: Record, rejection: Rejection) -> st
         "source": record.source.as_reject_source(),
         "record": record.value,
     }
-    body = _dumps(message)
+    try:
+        body = _dumps(message)
+    except (ValueError, RecursionError):
+        # NOTE: a value nested almost as deep as json.loads allows may not serialise again from deeper in the
+        # stack; the message still reaches the queue, with the record marked as cut.
+        message["record"] = UNSERIALISABLE_RECORD
+        message["truncated"] = True
+        return _dumps(message)
     limit = MAX_MESSAGE_BYTES - _SAFETY_BYTES
     if len(body) <= limit:
         return body
@@ -75,12 +83,23 @@ class RejectsSender:
         The function's entity (the messages' ``entity`` and, on a FIFO queue, their message group).
     client
         An SQS client; a default one is created on first use.
+    client_factory
+        Called before each SendMessageBatch for the client to use (the pipeline hands out one whose timeouts fit
+        the time left); takes precedence over ``client``.
     """
 
-    def __init__(self, queue_url: str | None, entity_name: str, client: SQSClient | None = None) -> None:
+    def __init__(
+        self,
+        queue_url: str | None,
+        entity_name: str,
+        client: SQSClient | None = None,
+        *,
+        client_factory: Callable[[], SQSClient] | None = None,
+    ) -> None:
         self.queue_url = queue_url
         self.entity_name = entity_name
         self._client = client
+        self._client_factory = client_factory
 
     def send(self, rejected: Sequence[tuple[Record, Rejection]]) -> list[NotSent]:
         """Send one message per rejected record; return those that did not reach the queue."""
@@ -119,6 +138,8 @@ class RejectsSender:
         return entry
 
     def _sqs(self) -> SQSClient:
+        if self._client_factory is not None:
+            return self._client_factory()
         if self._client is None:
             self._client = boto3.client("sqs", config=_SQS_CONFIG)
         return self._client

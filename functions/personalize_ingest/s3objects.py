@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ CSV_SUFFIXES = (".csv",)
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _READ_CHUNK = 64 * 1024
 _GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "PreconditionFailed", "412", "404"})
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+"""What a truncated or corrupt gzip body raises while it is read (not network errors: those are botocore's)."""
+INVALID_GZIP = "invalid_gzip"
 
 
 class ObjectFormatError(ValueError):
@@ -69,6 +73,9 @@ def iter_rows(stream: IO[bytes], key: str, start_line: int = 1) -> Iterator[Row]
     start_line
         First line still to process (a continuation resumes there; earlier rows are read and skipped).
 
+    A gzip body that is truncated or corrupt ends the rows with one row carrying an ``invalid_gzip`` rejection at
+    the first line that could not be read: the rows before it are yielded as usual, none is lost unreported.
+
     Raises
     ------
     ObjectFormatError
@@ -81,10 +88,16 @@ def iter_rows(stream: IO[bytes], key: str, start_line: int = 1) -> Iterator[Row]
         binary = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
         lowered = lowered.rsplit(".", 1)[0] if lowered.endswith(_GZIP_SUFFIXES) else lowered
     lines = _Lines(binary)
-    rows = _json_rows(lines) if _is_json_lines(lowered, lines) else _csv_rows(lines)
-    for row in rows:
-        if row.line >= start_line:
-            yield row
+    try:
+        rows = _json_rows(lines) if _is_json_lines(lowered, lines) else _csv_rows(lines)
+        for row in rows:
+            if row.line >= start_line:
+                yield row
+    except _GZIP_ERRORS as exc:
+        # NOTE: the same object version fails the same way on every retry, so the rest of it is set aside as one
+        # rejected row instead of failing the message (or, raised, the whole batch) forever.
+        line = max(lines.number + 1, start_line)
+        yield Row(line, None, Rejection(INVALID_GZIP, f"the gzip body cannot be read from line {line} on: {exc}"))
 
 
 @contextmanager
@@ -204,7 +217,7 @@ def _json_rows(lines: _Lines) -> Iterator[Row]:
             continue
         try:
             value = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             yield Row(line, stripped, Rejection("invalid_json", f"line {line} is not valid JSON"))
             continue
         if isinstance(value, dict):

@@ -150,10 +150,10 @@ def _kinesis_item(raw: Mapping[str, Any]) -> BatchItem:
                 sub_sequence_number=sub_sequence_number,
             )
             item.records.extend(_records_from_payload(payload, sequence_number, source, arrival))
-        return item
+        return _note_if_empty(item)
     source = SourceRef(event_source=KINESIS, arn=arn, sequence_number=sequence_number)
     item.records.extend(_records_from_payload(data, sequence_number, source, arrival))
-    return item
+    return _note_if_empty(item)
 
 
 def _deaggregate(raw: Mapping[str, Any]) -> list[bytes] | None:
@@ -195,13 +195,15 @@ def _sqs_item(raw: Mapping[str, Any]) -> BatchItem:
     arrival = int(sent) / 1000.0 if sent else 0.0
     source = SourceRef(event_source=SQS, arn=arn, message_id=message_id)
     _decode_body(item, raw.get("body", ""), source, arrival)
-    return item
+    return _note_if_empty(item)
 
 
 def _decode_body(item: BatchItem, body: str, source: SourceRef, arrival: float) -> None:
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # NOTE: json.loads raises RecursionError for values nested about 1,000 deep; such a body is one invalid
+        # record like any other, not an exception that would fail the whole batch.
         item.records.append(_undecodable(body, item.item_id, source, arrival))
         return
     if isinstance(value, dict):
@@ -363,7 +365,7 @@ def _records_from_payload(payload: bytes, item_id: str, source: SourceRef, arriv
         return [Record(item_id, source, payload.decode("utf-8", "replace"), arrival, decode_error=rejection)]
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return [_undecodable(text, item_id, source, arrival)]
     return _records_from_value(value, item_id, source, arrival)
 
@@ -387,6 +389,15 @@ def _record(value: Any, item_id: str, source: SourceRef, arrival: float) -> Reco
 def _undecodable(text: str, item_id: str, source: SourceRef, arrival: float) -> Record:
     rejection = Rejection("invalid_json", "the record is not valid JSON")
     return Record(item_id, source, text, arrival, decode_error=rejection)
+
+
+def _note_if_empty(item: BatchItem) -> BatchItem:
+    """Name why an item that holds no record and no object has nothing to ingest (an empty JSON array)."""
+    # NOTE: without this the item would be acknowledged without a log line; an empty array holds no record, so
+    # nothing is lost, but producers sending them should be able to see it.
+    if not item.records and not item.objects and item.ignored is None:
+        item.ignored = "the body is an empty JSON array: it holds no record"
+    return item
 
 
 def _with_index(source: SourceRef, index: int) -> SourceRef:

@@ -19,6 +19,7 @@ from personalize_ingest.validation import INVALID_TIMESTAMP, describe
 _BANDS: tuple[tuple[float, float], ...] = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
 _NUMERIC = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_TOO_LARGE = "{field} is too large for epoch seconds, milliseconds, microseconds or nanoseconds"
 
 
 def to_epoch_seconds(value: object, field: str) -> float:
@@ -49,7 +50,13 @@ def to_epoch_seconds(value: object, field: str) -> float:
             f"{field} is a {len(value)}-character string that is neither an epoch number nor an ISO-8601 "
             "date-time",
         )
-    return _from_number(float(value), field)
+    try:
+        number = float(value)
+    except OverflowError:
+        # NOTE: JSON integers have no size limit; one beyond a double's range rejects its record instead of
+        # crashing the invocation (which would fail every record of the batch).
+        raise RecordRejected(INVALID_TIMESTAMP, _TOO_LARGE.format(field=field)) from None
+    return _from_number(number, field)
 
 
 def _from_number(number: float, field: str) -> float:
@@ -58,9 +65,7 @@ def _from_number(number: float, field: str) -> float:
     for upper, per_second in _BANDS:
         if number < upper:
             return number / per_second
-    raise RecordRejected(
-        INVALID_TIMESTAMP, f"{field} is too large for epoch seconds, milliseconds, microseconds or nanoseconds"
-    )
+    raise RecordRejected(INVALID_TIMESTAMP, _TOO_LARGE.format(field=field))
 
 
 def _from_iso(text: str, field: str) -> float:

@@ -138,7 +138,7 @@ class MemberRule:
             integral = kind in ("integer", "long")
             if isinstance(value, bool) or not isinstance(value, int if integral else int | float):
                 raise _wrong_type(label, kind, value)
-            if not math.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):
                 raise RecordRejected(INVALID_TYPE, f"{label} must be a finite number")
             if self.minimum is not None and value < self.minimum:
                 raise RecordRejected(OUT_OF_RANGE, f"{label} is below the minimum of {self.minimum}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import replace
+from pathlib import Path
 
 import boto3
 import pytest
@@ -425,3 +426,115 @@ def test_every_record_ends_in_exactly_one_list(emulator: EmulatorHandle, concurr
     )
     assert sorted(id(p) for p in everything) == sorted(id(p) for p in prepared)
     assert len(emulator.records("events")) == 57
+
+
+def test_missing_credentials_fail_everything_without_a_call(
+    emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a client of a session that finds no credentials anywhere (no variables, files or instance metadata)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.session.Session().client("personalize-events")
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1)
+    delivery = Deliverer(settings, Deadline(FakeContext(120_000), settings.deadline_margin_ms), client=client)
+
+    # WHEN 25 items are delivered
+    report = delivery.deliver([item(i, f"i-{i}") for i in range(25)])
+
+    # THEN nothing reached the service, every record failed (not rejected) and the target is no longer tried
+    assert emulator.calls() == []
+    assert len(report.failed) == 25 and (report.rejected, report.delivered) == ([], [])
+    assert all("cannot be signed" in reason for _, reason in report.failed)
+    assert delivery.stop_reason is not None
+    assert report.api_calls == 0
+
+
+def test_an_unexpected_error_fails_only_the_records_of_its_call(emulator: EmulatorHandle) -> None:
+    # GIVEN 10 good items and one whose element cannot be serialised (a defect upstream: a set is not JSON)
+    prepared = [item(i, f"i-{i}") for i in range(10)]
+    prepared.append(Prepared(_record(10), {"itemId": "i-10", "properties": {"a", "b"}}, entity_id="i-10"))
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1)
+
+    # WHEN delivered
+    report = deliverer(settings).deliver(prepared)
+
+    # THEN the good call went through; the broken one failed (for a retry) without crashing the invocation
+    assert sorted(p.element["itemId"] for p in report.delivered) == sorted(f"i-{i}" for i in range(10))
+    ((failed, reason),) = report.failed
+    assert failed is prepared[10]
+    assert "unexpected TypeError" in reason
+    assert report.rejected == []
+    assert len(emulator.records("items")) == 10
+
+
+def test_a_record_botocore_refuses_before_sending_is_rejected_like_a_service_refusal(
+    emulator: EmulatorHandle,
+) -> None:
+    # GIVEN a client that validates parameters, a good item accepted first, then an element without itemId
+    client = boto3.client("personalize-events")
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1)
+    delivery = Deliverer(settings, Deadline(FakeContext(120_000), settings.deadline_margin_ms), client=client)
+    accepted = delivery.deliver([item(0, "good")])
+
+    # WHEN the bad element is delivered
+    report = delivery.deliver([Prepared(_record(1), {"properties": "{}"}, entity_id="no-id")])
+
+    # THEN it never reached the service and is rejected with botocore's reason
+    assert len(accepted.delivered) == 1
+    ((_, rejection),) = report.rejected
+    assert rejection.code == "service_rejected"
+    assert "itemId" in rejection.reason
+    assert [call["status"] for call in emulator.calls("PutItems")] == [200]
+
+
+def test_a_retry_is_not_started_once_the_margin_is_reached(emulator: EmulatorHandle) -> None:
+    # GIVEN every answer a 5xx, and time that runs out as soon as the service has seen the first attempt
+    emulator.set_faults(error_rate=1.0)
+
+    class ClockOnCalls:
+        def get_remaining_time_in_millis(self) -> int:
+            return 120_000 if not emulator.calls() else 4_000
+
+    settings = settings_for(EVENTS, DEFAULT_TRACKING_ID, max_attempts=4)
+    delivery = Deliverer(settings, Deadline(ClockOnCalls(), settings.deadline_margin_ms))
+
+    # WHEN one call's worth of events is delivered
+    report = delivery.deliver([event(i, "s-1", "u-1") for i in range(3)])
+
+    # THEN the first attempt went, botocore's retry did not start, and the records failed naming the deadline
+    assert len(emulator.calls("PutEvents")) == 1
+    assert (report.api_calls, report.retries) == (1, 0)
+    assert len(report.failed) == 3
+    assert all("not completed" in reason and "less than 5000 ms left" in reason for _, reason in report.failed)
+
+
+def test_older_versions_fail_with_the_latest_when_it_fails(emulator: EmulatorHandle) -> None:
+    # GIVEN two versions of item "a" and one of "b", for a dataset that does not exist
+    missing = "arn:aws:personalize:us-east-1:123456789012:dataset/missing/ITEMS"
+    prepared = [item(0, "a"), item(1, "b"), item(2, "a")]
+
+    # WHEN delivered
+    report = deliverer(settings_for(ITEMS, missing)).deliver(prepared)
+
+    # THEN no record is counted as handled: the older "a" failed together with the version that replaced it
+    assert report.superseded == [] and report.delivered == []
+    assert sorted(id(p) for p, _ in report.failed) == sorted(id(p) for p in prepared)
+    (older_reason,) = [reason for p, reason in report.failed if p is prepared[0]]
+    assert older_reason.startswith("superseded by a later record of the same id that failed")
+
+
+def test_older_versions_stay_superseded_when_the_latest_is_rejected(emulator: EmulatorHandle) -> None:
+    # GIVEN a good item accepted first, then two versions of "a", the later one refused by the service
+    delivery = deliverer(settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"]))
+    delivery.deliver([item(0, "good")])
+    older, newer = item(1, "a"), item(2, "a", properties="not a JSON object")
+
+    # WHEN delivered
+    report = delivery.deliver([older, newer])
+
+    # THEN the latest version is rejected (it is what the producer meant) and the older one stays superseded
+    assert [p for p, _ in report.rejected] == [newer]
+    assert report.superseded == [older] and report.failed == []

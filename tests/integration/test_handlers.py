@@ -11,7 +11,7 @@ import importlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +116,12 @@ def drain(sqs: Any, url: str) -> list[str]:
 
 
 @pytest.fixture
-def stack(moto_env: str, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(moto_env: str, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    return build_stack(emulator, monkeypatch)
+
+
+def build_stack(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """A bucket and a rejects queue in moto (``AWS_ENDPOINT_URL`` already set) and a clean function environment."""
     suffix = uuid.uuid4().hex[:8]
     sqs = boto3.client("sqs")
     s3 = boto3.client("s3")
@@ -125,7 +130,7 @@ def stack(moto_env: str, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPat
     rejects_url = sqs.create_queue(QueueName=f"rejects-{suffix}")["QueueUrl"]
     for name in ("DEFAULT_EVENT_TYPE", "PERSONALIZE_TRACKING_ID", "PERSONALIZE_DATASET_ARN"):
         monkeypatch.delenv(name, raising=False)
-    yield Stack(emulator, sqs, s3, bucket, rejects_url, monkeypatch)
+    return Stack(emulator, sqs, s3, bucket, rejects_url, monkeypatch)
 
 
 def emf_documents(captured: str) -> list[dict[str, Any]]:

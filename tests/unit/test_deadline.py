@@ -103,3 +103,36 @@ def test_attempt_timeouts_stay_within_the_margin() -> None:
             # THEN one attempt started before the margin ends before Lambda stops the invocation
             assert 0 < connect <= 2.0
             assert connect + read <= margin_ms / 1000
+
+
+@pytest.mark.parametrize(
+    ("remaining_ms", "expected"),
+    [
+        # plenty of time: 10 s per attempt at most, never botocore's 60 s defaults
+        (900_000, (2.0, 8.0)),
+        # 30 s left, 3 attempts: each gets the largest step within 30 / 4 = 7.5 s
+        (30_000, (2.0, 3.0)),
+        # inside the default 5 s margin (rejects of the last chunk, a continuation): 5 / 4 = 1.25 -> 1 s
+        (5_000, (0.5, 0.5)),
+        # nothing left: the 1 s floor
+        (0, (0.5, 0.5)),
+    ],
+)
+def test_support_call_timeouts_follow_the_time_left_not_the_budget(
+    remaining_ms: int, expected: tuple[float, float]
+) -> None:
+    # GIVEN a deadline with the default margin
+    deadline = Deadline(FakeContext(remaining_ms), margin_ms=5_000)
+
+    # WHEN / THEN
+    assert deadline.support_call_timeouts(3) == pytest.approx(expected)
+
+
+def test_every_attempt_of_a_support_call_ends_before_lambdas_deadline() -> None:
+    # GIVEN any time left from 4 s (just below the default margin) to 15 minutes
+    for remaining_ms in range(4_000, 900_001, 250):
+        connect, read = Deadline(FakeContext(remaining_ms), margin_ms=5_000).support_call_timeouts(3)
+
+        # THEN three attempts fit in the time left with a share to spare, and one never exceeds 10 s
+        assert 3 * (connect + read) < remaining_ms / 1000
+        assert connect + read <= 10.0

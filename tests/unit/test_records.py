@@ -252,6 +252,14 @@ ACCEPTED: list[tuple[str, Entity, Any, dict[str, Any], dict[str, Any], dict[str,
         {"actionId": "a-7", "properties": '{"actionExpirationTimestamp":"1767225600","repeatFrequency":"30"}'},
         {"entity_id": "a-7"},
     ),
+    (
+        "items: an integer property beyond a double is kept as written (only floats can be infinite)",
+        ITEMS,
+        {"itemId": "i-1", "properties": {"views": 10**400, "ratio": 0.5}},
+        {},
+        {"itemId": "i-1", "properties": '{"views":1' + "0" * 400 + ',"ratio":0.5}'},
+        {"entity_id": "i-1"},
+    ),
 ]
 
 
@@ -326,6 +334,30 @@ REJECTED: list[tuple[str, Entity, Any, dict[str, Any], str, tuple[str, ...]]] = 
         ("more cells than its header has columns",),
     ),
     ("unknown field, case", ITEMS, {"itemID": "i-1"}, {}, "unknown_field", ("'itemID'", "did you mean 'itemId'?")),
+    (
+        "properties string nested too deeply to parse",
+        ITEMS,
+        {"itemId": "i-1", "properties": '{"a":' * 5_000 + "1" + "}" * 5_000},
+        {},
+        "invalid_properties",
+        ("properties is a string but not valid JSON",),
+    ),
+    (
+        "event value beyond a double",
+        EVENTS,
+        {"userId": "u", "eventType": "rating", "eventValue": 10**400},
+        {},
+        "invalid_type",
+        ("eventValue must be a finite number",),
+    ),
+    (
+        "timestamp beyond a double",
+        ACTION_INTERACTIONS,
+        {"actionId": "a", "sessionId": "s", "eventType": "Taken", "timestamp": 10**400},
+        {},
+        "invalid_timestamp",
+        ("timestamp is too large",),
+    ),
     (
         "unknown field, snake",
         EVENTS,

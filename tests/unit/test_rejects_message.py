@@ -74,3 +74,21 @@ def test_unset_queue_returns_every_record_as_not_sent() -> None:
     # THEN it comes back not sent, naming the variable
     assert [n.record for n in not_sent] == [record]
     assert "REJECTS_QUEUE_URL" in not_sent[0].reason
+
+
+def test_a_record_too_deeply_nested_to_serialise_still_gets_a_valid_message() -> None:
+    # GIVEN a record whose value is nested deeper than json can serialise
+    deep: object = "leaf"
+    for _ in range(5_000):
+        deep = [deep]
+    record = Record("m-1", S3_SOURCE, {"itemId": "i", "properties": deep}, 0.0)
+
+    # WHEN its message is built
+    body = reject_message("items", record, Rejection("invalid_properties", "properties holds a nested array"))
+
+    # THEN the message is valid, names the record's place, and says the record was cut
+    message = json.loads(body)
+    jsonschema.validate(message, SCHEMA)
+    assert message["truncated"] is True
+    assert message["source"]["line"] == 7
+    assert isinstance(message["record"], str)

@@ -171,3 +171,69 @@ def test_large_gzip_object_is_streamed_in_order() -> None:
     # THEN every row comes in order, and the body was read in bounded chunks
     assert [r.line for r in result] == list(range(1, 20_001))
     assert stream.largest_read <= 1024 * 1024
+
+
+def test_a_truncated_gzip_object_yields_its_rows_then_one_rejected_row() -> None:
+    # GIVEN a gzip CSV cut in the middle (an upload that stopped early)
+    data = gzip.compress(("ITEM_ID,X\n" + "".join(f"i-{n},{n}\n" for n in range(20_000))).encode())
+
+    # WHEN read
+    result = rows(data[: len(data) // 2], "items/cut.csv.gz")
+
+    # THEN every complete row comes in order, and the first line that cannot be read is one rejected row
+    *good, last = result
+    assert [r.line for r in good] == list(range(2, len(good) + 2))
+    assert all(r.error is None for r in good) and len(good) > 1_000
+    assert last.line == good[-1].line + 1
+    assert last.error is not None and last.error.code == "invalid_gzip"
+    assert f"line {last.line}" in last.error.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (b"ITEM_ID\ni-1\n", "items/not-really.csv.gz"),
+        (gzip.compress(b"ITEM_ID\ni-1\n")[:12] + b"\x00" * 40, "items/corrupt.csv.gz"),
+        (gzip.compress(b'{"itemId": "i-1"}\n')[:15], "items/corrupt"),
+    ],
+    ids=["not gzip at all", "corrupt deflate data", "sniffed format, truncated"],
+)
+def test_a_body_that_is_not_readable_gzip_is_one_rejected_row(data: bytes, key: str) -> None:
+    # GIVEN a body named or sniffed as gzip that cannot be decompressed
+    # WHEN read
+    (row,) = rows(data, key)
+
+    # THEN it is one rejected row at line 1, not an exception that would fail the whole batch
+    assert (row.line, row.value) == (1, None)
+    assert row.error is not None and row.error.code == "invalid_gzip"
+
+
+def test_a_json_line_nested_too_deeply_to_parse_is_rejected_alone() -> None:
+    # GIVEN a JSON Lines object whose second line is nested 5,000 deep
+    data = b'{"itemId": "i-1"}\n' + b"[" * 5_000 + b"]" * 5_000 + b'\n{"itemId": "i-3"}\n'
+
+    # WHEN read
+    result = rows(data, "items/a.jsonl")
+
+    # THEN that line is rejected as invalid JSON and its neighbours are read
+    assert [(r.line, r.error.code if r.error else None) for r in result] == [
+        (1, None),
+        (2, "invalid_json"),
+        (3, None),
+    ]
+
+
+def test_a_row_the_csv_reader_refuses_is_rejected_alone() -> None:
+    # GIVEN a CSV whose third line holds a cell above the csv module's field limit (128 KiB)
+    data = b"ITEM_ID,X\ni-1,a\ni-2," + b"y" * 200_000 + b"\ni-3,c\n"
+
+    # WHEN read
+    result = rows(data, "items/a.csv")
+
+    # THEN that row is rejected by its line and the next row keeps its own line number
+    assert [(r.line, r.error.code if r.error else None) for r in result] == [
+        (2, None),
+        (3, "invalid_csv"),
+        (4, None),
+    ]
+    assert result[1].error is not None and "line 3 is not valid CSV" in result[1].error.reason

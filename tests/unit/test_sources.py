@@ -297,3 +297,45 @@ def test_kinesis_data_that_is_not_base64_is_rejected() -> None:
     # THEN the record is set aside as undecodable
     assert item.records[0].decode_error is not None
     assert item.records[0].decode_error.code == "invalid_base64"
+
+
+@pytest.mark.parametrize(
+    ("body", "codes"),
+    [
+        ("", ["invalid_json"]),
+        ("   ", ["invalid_json"]),
+        ('[{"itemId": "i-1"}, 7, "text", null, [], {"itemId": "i-2"}]', [None, *["not_an_object"] * 4, None]),
+    ],
+    ids=["empty body", "blank body", "array with non-objects"],
+)
+def test_odd_bodies_become_records_one_by_one(body: str, codes: list[str | None]) -> None:
+    # GIVEN an SQS message and a Kinesis record with the same odd payload
+    for event in (f.sqs_event([f.sqs_message(body)]), f.kinesis_event([body.encode()])):
+        # WHEN decoded
+        (item,) = decode_event(event).items
+
+        # THEN every part of it is a record (valid or carrying its rejection): none is left out
+        assert [r.decode_error.code if r.decode_error else None for r in item.records] == codes
+        assert item.ignored is None
+
+
+def test_an_empty_array_holds_no_record_and_says_so() -> None:
+    # GIVEN a message and a Kinesis record whose payload is an empty JSON array
+    for event in (f.sqs_event([f.sqs_message("[]")]), f.kinesis_event([b"[]"])):
+        # WHEN decoded
+        (item,) = decode_event(event).items
+
+        # THEN there is no record, and the item names why (the pipeline logs it) instead of passing silently
+        assert item.records == [] and item.objects == []
+        assert item.ignored is not None and "empty JSON array" in item.ignored
+
+
+def test_a_body_nested_too_deeply_to_parse_is_one_invalid_record() -> None:
+    # GIVEN a message and a Kinesis record holding JSON nested 5,000 deep (json.loads raises RecursionError)
+    deep = '{"itemId": "i", "properties": ' + "[" * 5_000 + "]" * 5_000 + "}"
+    for event in (f.sqs_event([f.sqs_message(deep)]), f.kinesis_event([deep.encode()])):
+        # WHEN decoded
+        (record,) = decode_event(event).items[0].records
+
+        # THEN it is one record rejected as invalid JSON, not an exception failing the whole batch
+        assert record.decode_error is not None and record.decode_error.code == "invalid_json"

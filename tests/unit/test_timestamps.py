@@ -50,6 +50,7 @@ REFUSED = [
     ("NaN", float("nan"), "got NaN"),
     ("infinite", float("inf"), "got an infinite number"),
     ("beyond nanoseconds", 1e21, "sentAt is too large"),
+    ("integer beyond a double", 10**400, "sentAt is too large"),
     ("before 1970", "1969-12-31T23:00:00Z", "sentAt must be after 1970"),
     ("boolean", True, "sentAt must be a number or a string, got a boolean"),
     ("null", None, "got null"),
