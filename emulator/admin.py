@@ -27,7 +27,7 @@ class AdminError(Exception):
 
 
 def _health(emulator: Emulator, query: Mapping[str, str], body: Any) -> Any:
-    return {"status": "ok"}
+    return {"status": "ok", "generation": emulator.generation, "inFlight": emulator.in_flight}
 
 
 def _resources(emulator: Emulator, query: Mapping[str, str], body: Any) -> Any:

@@ -3,6 +3,10 @@
 - ``emulator_server`` (session): one emulator with the default ``demo`` resources for the whole run.
 - ``emulator`` (function): the same emulator with an empty store and its starting faults and quotas, and
   ``AWS_ENDPOINT_URL_PERSONALIZE_EVENTS`` pointing boto3 at it for this test.
+
+Sharing one server is safe for statistical tests: the reset starts a new generation, so a request an earlier test
+left in flight (slowed by injected latency, or abandoned by a client that timed out) is answered 503 without
+drawing from the fault sequence or reaching this test's call log and store.
 """
 
 from __future__ import annotations

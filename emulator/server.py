@@ -41,6 +41,32 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "PersonalizeEventsEmulator"
     server: EmulatorServer
+    _generation: int | None = None
+    """Generation the current operation request was read in; None for admin requests and between requests."""
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError as exc:
+            # A client that timed out or gave up closed its connection before the answer was written (or while
+            # the next request was awaited): nothing is wrong with the emulator, so no traceback.
+            logger.debug("%s disconnected: %s", self.address_string(), exc.__class__.__name__)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            if self._generation is not None:
+                self._generation = None
+                self.server.emulator.end_request()
+
+    def parse_request(self) -> bool:
+        # Runs as soon as the request line was read: the request belongs to the emulator's generation of now,
+        # however long its body, its fault latency or its answer take.
+        parsed = super().parse_request()
+        if parsed and not self.path.startswith(ADMIN_PREFIX):
+            self._generation = self.server.emulator.begin_request()
+        return parsed
 
     def do_POST(self) -> None:
         self._dispatch()
@@ -72,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers.setdefault(name.lower(), []).append(value)
         host = self.headers.get("Host") or self.server.url.removeprefix("http://")
         request = SignedRequest(self.command, f"http://{host}{self.path}", headers, body)
-        self._send(emulator.call(operation, request))
+        self._send(emulator.call(operation, request, self._generation))
 
     def _send(self, answer: Answer) -> None:
         if answer.drop:

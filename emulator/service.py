@@ -4,6 +4,11 @@ Order of checks, chosen to resemble a real AWS front end: signature (403), injec
 target member's own shape, target lookup (404 / 409), quota (400 ThrottlingException), the full request against
 the model and the documented rules (400 InvalidInputException), then storage (200, empty body). Throttling answers
 400 ThrottlingException, or 429 TooManyRequestsException when configured.
+
+Every reset starts a new generation. A request belongs to the generation in which the server read its request line;
+one still in flight when a reset happens (a slow client, a latency fault, a client that timed out) draws no fault,
+stores nothing and leaves no call in the new generation's log: it is answered 503 ServiceUnavailable, which SDKs
+retry into the new generation.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.config import THROTTLE_CODES, EmulatorConfig
-from emulator.faults import FaultDecision, Faults, FaultSettings
+from emulator.faults import NO_FAULT, FaultDecision, Faults, FaultSettings
 from emulator.operations import Operation
 from emulator.quotas import Quotas
 from emulator.signing import AuthError, SignedRequest, access_key_of, verify
@@ -34,6 +40,7 @@ _STATUS_OF_ERROR = {
     "ResourceInUseException": 409,
 }
 _FAULT_ERRORS = {500: ("InternalFailure", "Internal server error (injected)"), 503: ("ServiceUnavailable", "")}
+_RESET_IN_FLIGHT = "The emulator was reset while this request was in flight; retry it."
 
 
 @dataclass(frozen=True)
@@ -83,15 +90,46 @@ class Emulator:
         self._trackers = {g.tracking_id: g for g in config.groups if g.tracking_id}
         self._action_trackers = {g.action_tracking_id: g for g in config.groups if g.action_tracking_id}
         self._datasets = {arn: (g, kind) for g in config.groups for kind, arn in g.datasets.items()}
+        # Guards the generation together with what a request does in it: its fault draw and its store writes.
+        self._generation_lock = threading.Lock()
+        self._generation = 0
+        self._in_flight = 0
+
+    @property
+    def generation(self) -> int:
+        """Number of resets so far; requests read before the latest one are stale."""
+        return self._generation
+
+    @property
+    def in_flight(self) -> int:
+        """Operation requests whose request line was read and whose answer is not written yet."""
+        return self._in_flight
+
+    def begin_request(self) -> int:
+        """Count a request as in flight (its request line was just read); return its generation."""
+        with self._generation_lock:
+            self._in_flight += 1
+            return self._generation
+
+    def end_request(self) -> None:
+        """The request counted by ``begin_request`` was answered (or its client went away)."""
+        with self._generation_lock:
+            self._in_flight -= 1
 
     def reset(self, *, records: bool = True, faults: bool = True, quotas: bool = True) -> None:
-        """Forget records and calls, restore the starting faults and quotas (each optional)."""
-        if records:
-            self.store.reset()
-        if faults:
-            self.faults.reset()
-        if quotas:
-            self.quotas.reset()
+        """Start a new generation: forget records and calls, restore the starting faults and quotas (each
+        optional).
+
+        Requests in flight from the previous generation can no longer draw faults or write to the store.
+        """
+        with self._generation_lock:
+            self._generation += 1
+            if records:
+                self.store.reset()
+            if faults:
+                self.faults.reset()
+            if quotas:
+                self.quotas.reset()
 
     def resources(self) -> dict[str, Any]:
         """The configured dataset groups, as the admin API shows them."""
@@ -110,11 +148,22 @@ class Emulator:
             "verifySignatures": self.config.verify_signatures,
         }
 
-    def call(self, operation: Operation, request: SignedRequest) -> Answer:
-        """Answer one request to ``operation``, log it, and store its elements when accepted."""
+    def call(self, operation: Operation, request: SignedRequest, generation: int | None = None) -> Answer:
+        """Answer one request to ``operation``, log it, and store its elements when accepted.
+
+        ``generation`` is the one the request was read in (see ``begin_request``); None means the current one.
+        A request from an earlier generation is answered 503 without drawing faults, storing or logging.
+        """
         request_id = str(uuid.uuid4())
         received_at = time.time()
-        decision = self.faults.decide(operation.name)
+        with self._generation_lock:
+            if generation is None:
+                generation = self._generation
+            stale = generation != self._generation
+            decision = NO_FAULT if stale else self.faults.decide(operation.name)
+        if stale:
+            logger.debug("%s %s read before a reset: not served", operation.name, request_id)
+            return error_answer(503, "ServiceUnavailable", _RESET_IN_FLIGHT, request_id)
         body: Any = None
         status, code, message = 200, None, None
         try:
@@ -135,15 +184,18 @@ class Emulator:
                 schema=target.schema,
                 max_element_bytes=self.config.max_event_bytes if operation.entity == "events" else None,
             )
-            self.store.add_records(
-                operation.entity,
-                request_id=request_id,
-                received_at=received_at,
-                target=body[operation.target_member],
-                request=request_members(operation, body),
-                elements=body[operation.list_member],
-                key_member=operation.key_member,
-            )
+            with self._in_generation(generation) as current:
+                if not current:
+                    raise ServiceError("ServiceUnavailable", _RESET_IN_FLIGHT, 503)
+                self.store.add_records(
+                    operation.entity,
+                    request_id=request_id,
+                    received_at=received_at,
+                    target=body[operation.target_member],
+                    request=request_members(operation, body),
+                    elements=body[operation.list_member],
+                    key_member=operation.key_member,
+                )
             if decision.drop:
                 status, code = 0, "ConnectionDropped"
                 return Answer(0, drop=True)
@@ -167,21 +219,23 @@ class Emulator:
                 with contextlib.suppress(ValueError):
                     body = json.loads(request.body or b"{}")
             target_value = body.get(operation.target_member) if isinstance(body, dict) else None
-            self.store.add_call(
-                Call(
-                    request_id=request_id,
-                    received_at=received_at,
-                    operation=operation.name,
-                    target=target_value if isinstance(target_value, str) else None,
-                    status=status,
-                    error_code=code,
-                    message=message,
-                    elements=element_count(operation, body),
-                    invocation_id=_header(request, "amz-sdk-invocation-id"),
-                    attempt=_attempt(_header(request, "amz-sdk-request")),
-                    latency_ms=decision.latency_s * 1000.0,
-                )
+            call = Call(
+                request_id=request_id,
+                received_at=received_at,
+                operation=operation.name,
+                target=target_value if isinstance(target_value, str) else None,
+                status=status,
+                error_code=code,
+                message=message,
+                elements=element_count(operation, body),
+                invocation_id=_header(request, "amz-sdk-invocation-id"),
+                attempt=_attempt(_header(request, "amz-sdk-request")),
+                latency_ms=decision.latency_s * 1000.0,
             )
+            with self._in_generation(generation) as current:
+                # A request overtaken by a reset belongs to no log: the new generation never saw it.
+                if current:
+                    self.store.add_call(call)
             logger.debug(
                 "%s %s -> %s %s (key %s)",
                 operation.name,
@@ -192,6 +246,12 @@ class Emulator:
             )
             if decision.latency_s > 0:
                 time.sleep(decision.latency_s)
+
+    @contextlib.contextmanager
+    def _in_generation(self, generation: int) -> Iterator[bool]:
+        """Hold off resets while writing; yield whether ``generation`` is still the current one."""
+        with self._generation_lock:
+            yield generation == self._generation
 
     def _throttled(self, message: str) -> ServiceError:
         status = self.config.throttle_status

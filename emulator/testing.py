@@ -66,6 +66,10 @@ class EmulatorHandle:
         """Configured dataset groups, trackers and datasets."""
         return self._get("resources")
 
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok", "generation": <resets so far>, "inFlight": <operation requests being answered>}``."""
+        return self._get("health")
+
     def reset(self, *, records: bool = True, faults: bool = True, quotas: bool = True) -> None:
         """Forget records and calls; restore the starting faults and quotas."""
         self._send("POST", "reset", {"records": records, "faults": faults, "quotas": quotas})
