@@ -336,8 +336,28 @@ def _entity(node: _Node, entity: Entity) -> EntityConfig:
     kinesis = _kinesis(sources) if _enabled(sources, "kinesis") else None
     sqs = _queue(sources, "sqs", function, allow_fifo=True) if _enabled(sources, "sqs") else None
     s3 = _queue(sources, "s3", function, allow_fifo=False) if _enabled(sources, "s3") else None
+    if s3 is not None and sqs is not None and not sqs.fifo and isinstance(sources.get("s3"), Mapping):
+        # NOTE: with a standard sqs source, S3 notifies that very queue and its mapping's settings apply: settings
+        # under s3 would be silently ignored, so they are refused.
+        raise ConfigError(
+            f"{sources.path}.s3: expected true when the sqs source is a standard queue (S3 then notifies that "
+            f"queue and the sqs settings apply); s3 settings apply only to S3's own queue (no sqs source, or a "
+            f"FIFO one), got {_show(sources.get('s3'))}"
+        )
     if kinesis is None and sqs is None and s3 is None:
         raise ConfigError(f"{sources.path}: expected at least one of kinesis, sqs, s3 (true or an object)")
+    own_s3_queue = s3 is not None and (sqs is None or sqs.fifo)
+    reserved = function.reserved_concurrency
+    if reserved is not None and sqs is not None and s3 is not None and own_s3_queue:
+        total = sqs.max_concurrency + s3.max_concurrency
+        if total > reserved:
+            # NOTE: each SQS mapping's maximum concurrency is its own; together they must fit the reserved
+            # concurrency, or Lambda throttles the pollers and throttled messages count receives towards the DLQ.
+            raise ConfigError(
+                f"{node.path}.function.reservedConcurrency: expected at least the sum of the SQS mappings' "
+                f"maxConcurrency (sqs {sqs.max_concurrency} + s3 {s3.max_concurrency} = {total}: S3 has its own "
+                f"queue), got {reserved}"
+            )
     config = EntityConfig(
         entity=entity,
         target=target,

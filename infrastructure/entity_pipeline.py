@@ -241,9 +241,16 @@ class EntityPipeline(Construct):
                 report_batch_item_failures=True,
             )
         )
-        # Continuations: the function re-enqueues the rest of a large S3 file on the queue it came from, found
-        # with GetQueueUrl (grant_send_messages includes it).
-        queue.grant_send_messages(self.role)
+        # Continuations: the function re-enqueues the rest of a large S3 file on the queue the message came
+        # from, whose URL it finds with GetQueueUrl (pipeline.py). Only these two actions: CDK's
+        # grant_send_messages would add GetQueueAttributes, which the runtime never calls.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid=f"SendContinuationsTo{construct_id}",
+                actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
+                resources=[queue.queue_arn],
+            )
+        )
         return queue, dead_letter_queue
 
     def _s3(self, source: QueueSource, bucket: s3.IBucket) -> None:
@@ -267,6 +274,15 @@ class EntityPipeline(Construct):
                 actions=["s3:GetObject", "s3:GetObjectVersion"],
                 resources=[bucket.arn_for_objects(f"{prefix}*")],
             )
+        )
+        # NOTE: the runtime calls GetObject only (no HeadObject, no listing), but S3 answers a GetObject for a
+        # missing key with 404 NoSuchKey only to callers holding s3:ListBucket on the bucket, and with 403
+        # AccessDenied otherwise (GetObject API reference, "Permissions"). The runtime skips an object deleted
+        # since its notification on NoSuchKey (s3objects.ObjectGone); on AccessDenied it would retry the message
+        # until the DLQ. ListBucket reveals key names, never contents. A condition on s3:prefix is not used: a
+        # GetObject request carries no prefix, so S3's existence check could not match it.
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="TellMissingObjects", actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
         )
         self.role.add_to_policy(
             iam.PolicyStatement(

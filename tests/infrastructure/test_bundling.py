@@ -13,7 +13,9 @@ import pytest
 from infrastructure.bundling import BundleTarget, LocalPipBundling
 from infrastructure.runtime import ARCHITECTURE, RUNTIME
 from personalize_ingest.entities import ENTITIES
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.conftest import ROOT, Synthesized
+
+KPL_EVENT = ROOT / "tests" / "events" / "kinesisKplAggregatedEvent.json"
 
 # What the Lambda runtime (boto3) and the Powertools layer (Powertools with its tracer extra, aws-xray-sdk)
 # provide, standing in for them in the import test.
@@ -130,20 +132,33 @@ def test_handlers_import_from_the_asset_in_a_clean_interpreter(
     module, attribute = handler.rsplit(".", 1)
 
     # WHEN a Python with no site-packages (-I -S) imports the handler with only the asset and the runtime's
-    # packages on its path
+    # packages on its path, then decodes a KPL-aggregated Kinesis event (which imports the bundled
+    # aws-kinesis-agg and protobuf lazily, as the runtime does)
     probe = (
         "import importlib, json, sys\n"
         f"sys.path[:0] = [{str(local_asset)!r}, {str(runtime_provided)!r}]\n"
         f"handler = getattr(importlib.import_module({module!r}), {attribute!r})\n"
+        "from personalize_ingest.sources import decode_event\n"
+        f"decoded = decode_event(json.load(open({str(KPL_EVENT)!r})))\n"
         "files = [getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]\n"
+        "origin = lambda name: sys.modules[name].__file__\n"
         "print(json.dumps({'callable': callable(handler), "
+        "'user_records': sum(len(item.records) for item in decoded.items), "
+        "'from_asset': sorted(n for n in ('personalize_ingest', 'aws_kinesis_agg', 'google.protobuf') "
+        f"if origin(n).startswith({str(local_asset)!r})), "
         "'site_packages': sorted(f for f in files if 'site-packages' in f)}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, env=environment, check=False
     )
 
-    # THEN it imports, and nothing came from an installed site-packages
+    # THEN it imports and de-aggregates the three user records with the asset's own packages, and nothing came
+    # from an installed site-packages
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"callable": True, "site_packages": []}
+    assert report == {
+        "callable": True,
+        "user_records": 3,
+        "from_asset": ["aws_kinesis_agg", "google.protobuf", "personalize_ingest"],
+        "site_packages": [],
+    }

@@ -197,6 +197,21 @@ def test_a_json_string_from_the_command_line_is_parsed() -> None:
             id="s3-cannot-notify-fifo",
         ),
         pytest.param(
+            one_entity(
+                "items",
+                {"datasetArn": ITEMS_ARN, "sources": {"sqs": {"fifo": True}, "s3": True}},
+            ),
+            "personalize.entities.items.function.reservedConcurrency: expected at least the sum of the SQS "
+            "mappings' maxConcurrency (sqs 2 + s3 2 = 4: S3 has its own queue), got 2",
+            id="two-queues-above-reserved",
+        ),
+        pytest.param(
+            one_entity("items", {"datasetArn": ITEMS_ARN, "sources": {"sqs": True, "s3": {"batchSize": 5}}}),
+            "personalize.entities.items.sources.s3: expected true when the sqs source is a standard queue (S3 "
+            "then notifies that queue and the sqs settings apply)",
+            id="s3-settings-that-a-shared-queue-would-ignore",
+        ),
+        pytest.param(
             one_entity("items", {"datasetArn": ITEMS_ARN, "sources": {"sqs": {"maxReceiveCount": 3}}}),
             "personalize.entities.items.sources.sqs.maxReceiveCount: expected an integer from 5 to 1000, got 3",
             id="redrive-below-five",

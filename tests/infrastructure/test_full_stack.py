@@ -10,8 +10,11 @@ from aws_cdk.assertions import Match
 from cfnlint.api import ManualArgs, lint_file
 
 from infrastructure.config import parse
+from infrastructure.entity_pipeline import pascal
 from personalize_ingest.config import Settings
 from personalize_ingest.entities import ENTITIES
+from personalize_ingest.observability import emit_metrics
+from personalize_ingest.outcome import Tally
 from tests.infrastructure.conftest import Synthesized, sample_context
 
 SAMPLE = parse(sample_context()["personalize"])
@@ -105,23 +108,50 @@ def test_function_runtime_handler_layer_and_environment(full: Synthesized, entit
     assert settings.rejects_queue_url is not None
 
 
-def test_log_groups_have_the_configured_retention(full: Synthesized) -> None:
-    for entity in ENTITIES:
-        log_group = full.raw["Resources"][full.logical_id("AWS::Logs::LogGroup", entity, "log-group")]
-        assert log_group["Properties"]["RetentionInDays"] == SAMPLE.log_retention_days
+@pytest.mark.parametrize("entity", list(ENTITIES))
+def test_function_logs_to_its_own_log_group_with_the_configured_retention(full: Synthesized, entity: str) -> None:
+    log_group = full.logical_id("AWS::Logs::LogGroup", entity, "log-group")
+    full.template.has_resource_properties(
+        "AWS::Logs::LogGroup", {"RetentionInDays": SAMPLE.log_retention_days, "LogGroupName": Match.absent()}
+    )
+    assert full.raw["Resources"][log_group]["Properties"]["RetentionInDays"] == SAMPLE.log_retention_days
+    full.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": f"{entity}.handler.lambda_handler",
+            "LoggingConfig": Match.object_like({"LogFormat": "JSON", "LogGroup": {"Ref": log_group}}),
+        },
+    )
 
 
 # -- Kinesis ------------------------------------------------------------------------------------------------------
 
 
 def test_streams_are_encrypted_on_demand_by_default_and_provisioned_when_configured(full: Synthesized) -> None:
+    # GIVEN items (kinesis: true, the defaults) and action_interactions (PROVISIONED, 1 shard)
     items = full.raw["Resources"][full.logical_id("AWS::Kinesis::Stream", "items", "stream")]["Properties"]
-    assert items["StreamEncryption"] == {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}
-    assert items["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"}
-    assert items["RetentionPeriodHours"] == 24
     provisioned = full.raw["Resources"][full.logical_id("AWS::Kinesis::Stream", "action_interactions", "stream")]
+
+    # THEN both are encrypted with the aws/kinesis key; the default is on-demand, the other has its shards
+    encrypted = {"StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}}
+    full.template.has_resource_properties(
+        "AWS::Kinesis::Stream",
+        {
+            **encrypted,
+            "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
+            "RetentionPeriodHours": 24,
+            "ShardCount": Match.absent(),
+        },
+    )
+    full.template.has_resource_properties(
+        "AWS::Kinesis::Stream", {**encrypted, "StreamModeDetails": {"StreamMode": "PROVISIONED"}, "ShardCount": 1}
+    )
+    assert (
+        items["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"}
+        and items["StreamEncryption"] == encrypted["StreamEncryption"]
+    )
     assert provisioned["Properties"]["ShardCount"] == 1
-    assert provisioned["Properties"]["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
+    assert provisioned["Properties"]["StreamEncryption"] == encrypted["StreamEncryption"]
 
 
 @pytest.mark.parametrize("entity", list(ENTITIES))
@@ -187,22 +217,124 @@ def test_sqs_queue_redrives_to_a_dlq_and_outlasts_six_function_timeouts(full: Sy
         "ScalingConfig": {"MaximumConcurrency": config.sqs.max_concurrency},
     }
     full.template.has_resource_properties("AWS::Lambda::EventSourceMapping", mapping)
-    # AND the function may send continuations to it (SendMessage + GetQueueUrl)
-    own = [s for s in statements(full, entity) if s["Resource"] == getatt(queue_id)]
-    assert {"sqs:SendMessage", "sqs:GetQueueUrl"} <= {a for s in own for a in as_list(s["Action"])}
+    # AND the function may send continuations to it, finding its URL with GetQueueUrl, and nothing more
+    sends = [
+        s
+        for s in statements(full, entity)
+        if s["Resource"] == getatt(queue_id) and "sqs:SendMessage" in s["Action"]
+    ]
+    assert [sorted(as_list(s["Action"])) for s in sends] == [["sqs:GetQueueUrl", "sqs:SendMessage"]]
 
 
-def test_queues_deny_insecure_transport(full: Synthesized) -> None:
-    for policy in full.resources("AWS::SQS::QueuePolicy").values():
-        assert any(
-            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+def test_fifo_entity_gets_a_standard_notifications_queue_with_its_own_dlq_and_mapping(full: Synthesized) -> None:
+    # GIVEN action_interactions: a FIFO sqs source and an s3 source (S3 cannot notify a FIFO queue)
+    config = BY_NAME["action_interactions"]
+    assert config.sqs is not None and config.sqs.fifo and config.s3 is not None
+    queue_id = full.logical_id("AWS::SQS::Queue", "action_interactions", "notifications-queue")
+    dlq_id = full.logical_id("AWS::SQS::Queue", "action_interactions", "notifications-dead-letter-queue")
+
+    # THEN S3's queue is a standard, SQS-managed-SSE queue redriving to a standard DLQ after >= 5 receives, with
+    # 6 x the function timeout + the batching window of visibility
+    full.template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "FifoQueue": Match.absent(),
+            "SqsManagedSseEnabled": True,
+            "VisibilityTimeout": 6 * config.function.timeout_s + config.s3.max_batching_window_s,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": getatt(dlq_id),
+                "maxReceiveCount": config.s3.max_receive_count,
+            },
+        },
+    )
+    dlq = full.raw["Resources"][dlq_id]["Properties"]
+    assert "FifoQueue" not in dlq and dlq["SqsManagedSseEnabled"] is True
+    assert config.s3.max_receive_count >= 5
+    # AND its own mapping, with the s3 settings, reports item failures under a maximum concurrency
+    full.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": getatt(queue_id),
+            "FunctionName": {"Ref": full.logical_id("AWS::Lambda::Function", "action_interactions", "function")},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BatchSize": config.s3.batch_size,
+            "ScalingConfig": {"MaximumConcurrency": config.s3.max_concurrency},
+        },
+    )
+    # AND the function may send continuations to it too
+    sends = [
+        s
+        for s in statements(full, "action_interactions")
+        if s["Resource"] == getatt(queue_id) and "sqs:SendMessage" in s["Action"]
+    ]
+    assert [sorted(as_list(s["Action"])) for s in sends] == [["sqs:GetQueueUrl", "sqs:SendMessage"]]
+
+
+def test_every_queue_is_encrypted_and_denies_insecure_transport(full: Synthesized) -> None:
+    queues = full.resources("AWS::SQS::Queue")
+    assert len(queues) >= 2 * len(ENTITIES) + 1
+    for queue_id, queue in queues.items():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True, queue_id
+        full.template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue_id}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            {
+                                "Effect": "Deny",
+                                "Principal": {"AWS": "*"},
+                                "Action": "sqs:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                "Resource": getatt(queue_id),
+                            }
+                        ]
+                    )
+                },
+            },
         )
+
+
+@pytest.mark.parametrize("entity", list(ENTITIES))
+def test_s3_may_notify_the_entitys_queue_only_from_the_ingest_bucket(full: Synthesized, entity: str) -> None:
+    # GIVEN the queue S3 notifies for the entity and the ingest bucket
+    queue_id = full.logical_id(
+        "AWS::SQS::Queue", entity, "notifications-queue" if has_fifo_queue(entity) else "queue"
+    )
+    bucket_id = next(k for k in full.resources("AWS::S3::Bucket") if k.startswith("IngestBucket"))
+
+    # THEN the queue policy lets the S3 service send to it, for that bucket only (the queue's SQS-managed SSE
+    # needs no key policy, unlike the aws/sqs key which S3 cannot use)
+    full.template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": queue_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "s3.amazonaws.com"},
+                            "Action": Match.array_with(["sqs:SendMessage"]),
+                            "Condition": {"ArnLike": {"aws:SourceArn": getatt(bucket_id)}},
+                            "Resource": getatt(queue_id),
+                        }
+                    ]
+                )
+            },
+        },
+    )
+    assert "KmsMasterKeyId" not in full.raw["Resources"][queue_id]["Properties"]
 
 
 def test_rejects_queue_is_encrypted_keeps_14_days_and_only_the_functions_send_to_it(full: Synthesized) -> None:
     rejects_id = next(k for k in full.resources("AWS::SQS::Queue") if k.startswith("RejectsQueue"))
     rejects = full.raw["Resources"][rejects_id]["Properties"]
+    full.template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True, "RedrivePolicy": Match.absent()},
+    )
     assert rejects["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert rejects["SqsManagedSseEnabled"] is True
     for entity in ENTITIES:
@@ -211,6 +343,51 @@ def test_rejects_queue_is_encrypted_keeps_14_days_and_only_the_functions_send_to
 
 
 # -- S3 -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bucket", ["IngestBucket", "FailedBatchesBucket", "AccessLogsBucket"])
+def test_every_bucket_is_private_encrypted_ssl_only_logged_and_expiring(full: Synthesized, bucket: str) -> None:
+    # GIVEN one of the stack's buckets
+    bucket_id = next(k for k in full.resources("AWS::S3::Bucket") if k.startswith(bucket))
+    access_logs_id = next(k for k in full.resources("AWS::S3::Bucket") if k.startswith("AccessLogsBucket"))
+    properties = full.raw["Resources"][bucket_id]["Properties"]
+
+    # THEN public access is blocked, objects are encrypted and owned by the bucket owner (no ACLs), every rule
+    # of its lifecycle expires something, and it refuses requests without TLS
+    assert properties["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+    )
+    assert properties["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    }
+    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    rules = properties["LifecycleConfiguration"]["Rules"]
+    assert rules and all(r["Status"] == "Enabled" for r in rules)
+    assert all("ExpirationInDays" in r or "AbortIncompleteMultipartUpload" in r for r in rules)
+    full.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    # AND it logs its requests to the access-log bucket, except that bucket itself (logging it would loop)
+    if bucket == "AccessLogsBucket":
+        assert "LoggingConfiguration" not in properties
+    else:
+        assert properties["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": access_logs_id}
 
 
 def test_ingest_bucket_is_private_encrypted_logged_and_expires_objects(full: Synthesized) -> None:
@@ -271,12 +448,16 @@ def test_function_reads_only_its_prefix_and_writes_only_its_results(full: Synthe
     prefix = ENTITIES[entity].s3_prefix
     on_ingest = [s for s in statements(full, entity) if bucket_id in json.dumps(s["Resource"])]
 
-    # THEN reading is limited to <prefix>* and writing to results/<prefix>*
-    grants = {json.dumps(s["Resource"]["Fn::Join"][1][1]): sorted(as_list(s["Action"])) for s in on_ingest}
+    # THEN reading is limited to <prefix>* and writing to results/<prefix>*; on the bucket itself only
+    # ListBucket, so that S3 answers a deleted object with NoSuchKey (the runtime skips it) and not AccessDenied
+    on_objects = [s for s in on_ingest if "Fn::Join" in s["Resource"]]
+    grants = {json.dumps(s["Resource"]["Fn::Join"][1][1]): sorted(as_list(s["Action"])) for s in on_objects}
     assert grants == {
         json.dumps(f"/{prefix}*"): ["s3:GetObject", "s3:GetObjectVersion"],
         json.dumps(f"/results/{prefix}*"): ["s3:PutObject"],
     }
+    on_bucket = [s for s in on_ingest if "Fn::Join" not in s["Resource"]]
+    assert [(s["Resource"], as_list(s["Action"])) for s in on_bucket] == [(getatt(bucket_id), ["s3:ListBucket"])]
 
 
 # -- IAM ----------------------------------------------------------------------------------------------------------
@@ -345,8 +526,13 @@ def test_alarms_cover_dlqs_iterator_age_errors_and_throttled_calls(full: Synthes
 
 def test_alarms_cover_rejects_and_failed_kinesis_batches(full: Synthesized) -> None:
     rejects_id = next(k for k in full.resources("AWS::SQS::Queue") if k.startswith("RejectsQueue"))
-    alarm_on(
+    rejects = alarm_on(
         full, "NumberOfMessagesSent", [{"Name": "QueueName", "Value": {"Fn::GetAtt": [rejects_id, "QueueName"]}}]
+    )
+    assert (rejects["Statistic"], rejects["Threshold"], rejects["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
     )
     failed = next(k for k in full.resources("AWS::S3::Bucket") if k.startswith("FailedBatches"))
     alarm_on(
@@ -355,6 +541,64 @@ def test_alarms_cover_rejects_and_failed_kinesis_batches(full: Synthesized) -> N
         [{"Name": "BucketName", "Value": {"Ref": failed}}, {"Name": "FilterId", "Value": "AllObjects"}],
     )
     assert full.raw["Resources"][failed]["Properties"]["MetricsConfigurations"] == [{"Id": "AllObjects"}]
+
+
+def test_alarms_and_dashboard_select_the_metrics_exactly_as_the_runtime_publishes_them(
+    full: Synthesized, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the EMF document the runtime prints for one invocation of each entity, with the stack's environment
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", SAMPLE.metrics_namespace)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SAMPLE.service_name)
+    dashboard = next(iter(full.resources("AWS::CloudWatch::Dashboard").values()))["Properties"]
+    body = "".join(p for p in dashboard["DashboardBody"]["Fn::Join"][1] if isinstance(p, str))
+    for entity in ENTITIES:
+        emit_metrics(entity, Tally())
+        emf = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        (directive,) = emf["_aws"]["CloudWatchMetrics"]
+        published = {m["Name"] for m in directive["Metrics"]}
+
+        # THEN the ThrottledCalls alarm selects that namespace, that name and that one dimension set
+        assert directive["Dimensions"] == [["entity"]] and emf["entity"] == entity
+        alarm = alarm_on(full, "ThrottledCalls", [{"Name": "entity", "Value": entity}])
+        assert alarm["Namespace"] == directive["Namespace"]
+        assert "ThrottledCalls" in published
+        # AND the dashboard graphs records in / delivered / rejected / failed under the same names
+        for name in ("RecordsReceived", "RecordsDelivered", "RecordsRejected", "RecordsFailed"):
+            assert name in published
+            assert f'["{directive["Namespace"]}","{name}","entity","{entity}"' in body, name
+
+
+@pytest.mark.parametrize("entity", list(ENTITIES))
+def test_outputs_name_each_entitys_stream_queues_prefix_and_function(full: Synthesized, entity: str) -> None:
+    prefix = pascal(entity)
+    full.template.has_output(
+        f"{prefix}StreamName", {"Value": {"Ref": full.logical_id("AWS::Kinesis::Stream", entity, "stream")}}
+    )
+    full.template.has_output(
+        f"{prefix}QueueUrl", {"Value": {"Ref": full.logical_id("AWS::SQS::Queue", entity, "queue")}}
+    )
+    full.template.has_output(f"{prefix}S3Prefix", {"Value": ENTITIES[entity].s3_prefix})
+    full.template.has_output(
+        f"{prefix}FunctionName", {"Value": {"Ref": full.logical_id("AWS::Lambda::Function", entity, "function")}}
+    )
+    if has_fifo_queue(entity):
+        notifications = full.logical_id("AWS::SQS::Queue", entity, "notifications-queue")
+        full.template.has_output(f"{prefix}NotificationsQueueUrl", {"Value": {"Ref": notifications}})
+
+
+def test_outputs_name_the_shared_resources(full: Synthesized) -> None:
+    def first(resource_type: str, prefix: str) -> str:
+        return next(k for k in full.resources(resource_type) if k.startswith(prefix))
+
+    full.template.has_output("RejectsQueueUrl", {"Value": {"Ref": first("AWS::SQS::Queue", "RejectsQueue")}})
+    full.template.has_output("IngestBucketName", {"Value": {"Ref": first("AWS::S3::Bucket", "IngestBucket")}})
+    full.template.has_output("ResultsPrefix", {"Value": "results/"})
+    full.template.has_output(
+        "FailedBatchesBucketName", {"Value": {"Ref": first("AWS::S3::Bucket", "FailedBatchesBucket")}}
+    )
+    full.template.has_output(
+        "DashboardName", {"Value": {"Ref": first("AWS::CloudWatch::Dashboard", "MonitoringDashboard")}}
+    )
 
 
 def test_dashboard_shows_every_entity_and_outputs_name_what_producers_need(full: Synthesized) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aws_cdk.assertions import Match
 from cfnlint.api import ManualArgs, lint_file
 
 from tests.infrastructure.conftest import Synthesized, synthesize
@@ -48,6 +49,35 @@ def test_one_entity_with_one_source_deploys_only_that(items_from_sqs: Synthesize
     assert synth.resources("AWS::S3::Bucket") == {}
     assert synth.resources("Custom::S3BucketNotifications") == {}
     assert len(synth.resources("AWS::Lambda::EventSourceMapping")) == 1
+    # AND that queue has the defaults: SQS-managed SSE, redrive after 5 receives, 6 x 120 s of visibility, and a
+    # mapping of 10 messages reporting item failures under a maximum concurrency of 2
+    queue_id = synth.logical_id("AWS::SQS::Queue", "items", "queue")
+    dlq_id = synth.logical_id("AWS::SQS::Queue", "items", "dead-letter-queue")
+    synth.template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "SqsManagedSseEnabled": True,
+            "VisibilityTimeout": 6 * 120,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5},
+        },
+    )
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 2},
+        },
+    )
+    synth.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like({"PERSONALIZE_DATASET_ARN": ITEMS_ARN, "CALLS_PER_SECOND": "5"})
+            }
+        },
+    )
     # AND no alarm watches what does not exist
     metric_names = {a["Properties"].get("MetricName") for a in synth.resources("AWS::CloudWatch::Alarm").values()}
     assert metric_names == {
