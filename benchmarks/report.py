@@ -34,7 +34,7 @@ _RATE: list[Column] = [
     ("calls", lambda r: r["apiCalls"]),
     ("limit/s", lambda r: r["callsPerSecondLimit"]),
     ("observed calls/s", lambda r: r["observedCallsPerSecond"]),
-    ("after burst calls/s", lambda r: r["steadyCallsPerSecond"]),
+    ("steady calls/s", lambda r: r["steadyCallsPerSecond"]),
     ("throttled", lambda r: r["throttledCalls"]),
     ("retries", lambda r: r["metrics"].get("Retries")),
 ]

@@ -109,8 +109,6 @@ def lambda_environment(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         # Credentials of the execution role: the fake ones moto and the emulator accept.
         **FAKE_CREDENTIALS,
-        # NOTE: X-Ray is not emulated; without this Powertools' Tracer would try to reach a daemon.
-        "POWERTOOLS_TRACE_DISABLED": "true",
     }
     env.update(function.environment)
     env.update(endpoints)

@@ -5,6 +5,8 @@
 - The other operations: calls of at most the list maximum, in source order.
 - Items, users, actions (upserts): when several records carry the same id, only the latest in source order is
   sent; the others are *superseded*, so concurrent calls can never apply an older version last.
+
+:class:`ChunkRule` decides when a chunk of an S3 object holds enough work to keep the delivery threads busy.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import botocore.session
+from dateutil.tz import tzutc
 
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import Prepared
@@ -33,10 +37,11 @@ class Batch:
 
     def request(self, entity: Entity, target: str) -> dict[str, Any]:
         """Keyword arguments of the boto3 call for this batch."""
-        params: dict[str, Any] = {
-            entity.target_member: target,
-            entity.list_member: [p.element for p in self.prepared],
-        }
+        member = entity.timestamp_member
+        elements = [p.element for p in self.prepared]
+        if member is not None:
+            elements = [_with_wire_timestamp(element, member) for element in elements]
+        params: dict[str, Any] = {entity.target_member: target, entity.list_member: elements}
         if self.session_id is not None:
             params["sessionId"] = self.session_id
         if self.user_id is not None:
@@ -50,6 +55,53 @@ class Batch:
             Batch(self.prepared[:middle], self.lane, self.session_id, self.user_id),
             Batch(self.prepared[middle:], self.lane, self.session_id, self.user_id),
         )
+
+
+_BOTOCORE_UTC = tzutc()
+"""The UTC instance botocore's serializer converts every timestamp to (dateutil's tzutc is a singleton)."""
+
+
+def _with_wire_timestamp(element: dict[str, Any], member: str) -> dict[str, Any]:
+    """The element with its epoch-seconds timestamp as an aware datetime in botocore's own UTC.
+
+    # NOTE: botocore serialises a timestamp through ``parse_to_aware_datetime``: a number goes through
+    # ``datetime.fromtimestamp(value, tzlocal())`` and a dateutil time-zone conversion (~0.2 ms of CPU per element,
+    # ~14 % of a 10-event PutEvents call in the profile), while a datetime whose tzinfo *is* that tzutc instance is
+    # used as is (``astimezone`` to the same tzinfo object returns it unchanged). The seconds and microseconds on
+    # the wire are the same: both paths round the float to microseconds in ``fromtimestamp``.
+    """
+    value = element.get(member)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return element
+    wire = datetime.fromtimestamp(value, UTC).replace(tzinfo=_BOTOCORE_UTC)
+    return {**element, member: wire}
+
+
+def lane_key(entity: Entity, prepared: Prepared) -> tuple[str | None, str | None] | None:
+    """The lane ``prepared`` runs in: its ``(sessionId, userId)`` for PutEvents, None (independent) otherwise."""
+    if entity.request_members:
+        return (prepared.session_id, prepared.user_id)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRule:
+    """When a chunk of an S3 object is closed and delivered.
+
+    A chunk closes at ``max_rows`` (memory stays bounded whatever the object), or from ``min_rows`` on once it
+    holds ``lanes_wanted`` lanes. Calls of one lane run one after another, so a chunk of a file sorted by user
+    (a few sessions per 500 rows) would keep one or two of the delivery threads busy; waiting for enough distinct
+    sessions lets them all work. For entities without lanes every call is independent, and a chunk of
+    ``min_rows`` rows already holds ``min_rows / max_per_call`` of them.
+    """
+
+    min_rows: int
+    max_rows: int
+    lanes_wanted: int
+
+    def is_full(self, rows: int, lanes: int) -> bool:
+        """True when a chunk of ``rows`` rows holding ``lanes`` distinct lanes (calls) should be delivered."""
+        return rows >= self.max_rows or (rows >= self.min_rows and lanes >= self.lanes_wanted)
 
 
 @dataclass(slots=True)

@@ -227,7 +227,8 @@ class Deliverer:
         """Send ``prepared`` and say what happened to each record.
 
         Batches of one lane (PutEvents: one session) run one after another in source order; lanes run
-        concurrently on at most ``max_concurrent_calls`` threads. Returns when every record is accounted for.
+        concurrently on at most ``max_concurrent_calls`` threads, longest first. Returns when every record is
+        accounted for.
         """
         report = DeliveryReport()
         if not prepared:
@@ -239,6 +240,9 @@ class Deliverer:
         if workers <= 1:
             outcomes = [self._run_lane(lane) for lane in lanes]
         else:
+            # NOTE: lanes are independent of each other (order holds only inside a lane), so the longest start
+            # first: a long session picked up last would otherwise run alone after the others have finished.
+            lanes.sort(key=len, reverse=True)
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-call") as pool:
                 outcomes = list(pool.map(self._run_lane, lanes))
         refused: list[tuple[Prepared, str]] = []

@@ -14,19 +14,19 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from personalize_ingest.batching import ChunkRule, lane_key, max_per_call
 from personalize_ingest.config import ConfigurationError, Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.delivery import Deliverer
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import Prepared, Record, RecordRejected, Rejection
-from personalize_ingest.observability import emit_metrics, logger, tracer
+from personalize_ingest.observability import emit_metrics, logger
 from personalize_ingest.outcome import Outcome, PartialItemFailureResponse
 from personalize_ingest.records import prepare
 from personalize_ingest.rejects import RejectsSender
@@ -41,9 +41,17 @@ if TYPE_CHECKING:
     from personalize_ingest.s3objects import Row
 
 S3_CHUNK_ROWS = 500
-"""Rows of an S3 object read, prepared and delivered together: bounds memory whatever the object's size."""
+"""Fewest rows of an S3 object read, prepared and delivered together (unless the object ends first)."""
+S3_CHUNK_MAX_ROWS = 5_000
+"""Most rows of a chunk: bounds memory whatever the object's size (a full chunk: ~6 MiB of Python objects)."""
+LANES_PER_WORKER = 4
+"""A chunk closes (from S3_CHUNK_ROWS rows on) once it holds this many lanes per delivery thread. Sessions are of
+unequal length (MovieLens users: 20 to 2,000+ ratings); with several per thread, started longest first, every
+thread still has work while the longest one runs. Measured on 5,000 ratings sorted by user at 25 ms per call:
+13.5 s wall with 500-row chunks, 4.7 s with 2 lanes per thread, 3.1 s with 4."""
 CHUNK_COST_FACTOR = 1.5
-"""A chunk starts only when the time before the margin exceeds this multiple of what the last chunk took."""
+"""A chunk starts only when the time before the margin exceeds this multiple of its expected cost (the last
+chunk's cost per row times S3_CHUNK_MAX_ROWS)."""
 
 SUPPORT_CALL_ATTEMPTS = 3
 """Attempts (first try included) of the supporting SQS and S3 calls: rejects, continuations, reads, results."""
@@ -68,7 +76,6 @@ def make_handler(entity: Entity) -> Handler:
     # NOTE: log_event=False overrides POWERTOOLS_LOGGER_LOG_EVENT: the event holds user ids, item ids and
     # properties, which are never logged above DEBUG.
     @logger.inject_lambda_context(clear_state=True, log_event=False)
-    @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             settings = Settings.from_env(entity)
@@ -93,6 +100,17 @@ class Handled:
     superseded: list[Prepared] = field(default_factory=list)
     rejected: list[tuple[Record, Rejection]] = field(default_factory=list)
     failed: list[tuple[Record, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Rows of an S3 object read and prepared together."""
+
+    first_line: int
+    last_line: int = 0
+    rows: int = 0
+    prepared: list[Prepared] = field(default_factory=list)
+    rejected: list[tuple[Record, Rejection]] = field(default_factory=list)
 
 
 class Invocation:
@@ -185,15 +203,30 @@ class Invocation:
 
     def handle_records(self, records: Sequence[Record]) -> Handled:
         """Prepare, deliver and set aside ``records``; account every one of them in the outcome."""
-        handled = Handled()
-        tally = self.outcome.tally
-        tally.received += len(records)
         prepared: list[Prepared] = []
+        rejected: list[tuple[Record, Rejection]] = []
         for record in records:
-            try:
-                prepared.append(prepare(self.entity, record, default_event_type=self.settings.default_event_type))
-            except RecordRejected as rejected:
-                handled.rejected.append((record, rejected.rejection))
+            self._prepare_into(record, prepared, rejected)
+        return self.handle_prepared(len(records), prepared, rejected)
+
+    def _prepare_into(
+        self, record: Record, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
+    ) -> Prepared | None:
+        try:
+            ready = prepare(self.entity, record, default_event_type=self.settings.default_event_type)
+        except RecordRejected as refused:
+            rejected.append((record, refused.rejection))
+            return None
+        prepared.append(ready)
+        return ready
+
+    def handle_prepared(
+        self, received: int, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
+    ) -> Handled:
+        """Deliver ``prepared`` and set aside ``rejected`` (``received`` records in all); account every one."""
+        handled = Handled(rejected=rejected)
+        tally = self.outcome.tally
+        tally.received += received
         if prepared:
             report = self.deliverer().deliver(prepared)
             tally.api_calls += report.api_calls
@@ -292,37 +325,77 @@ class Invocation:
     def _stream_rows(
         self, item: BatchItem, ref: ObjectRef, rows: Iterator[Row], result: ObjectResult
     ) -> tuple[str, int | None]:
-        """Deliver the rows chunk by chunk; return (status, line to continue at)."""
-        last_chunk_cost_ms = 0
+        """Deliver the rows chunk by chunk; return (status, line to continue at).
+
+        Chunks are delivered one after another: every call of a chunk has returned before the next chunk is
+        sent, so a session's calls keep source order and a later version of an item is sent after an earlier
+        one, also across chunks.
+        """
+        next_chunk_cost_ms = 0.0
         while True:
-            chunk = list(islice(rows, S3_CHUNK_ROWS))
-            if not chunk:
+            chunk = self._read_chunk(item, ref, rows)
+            if chunk is None:
                 return COMPLETE, None
-            if self._must_stop(last_chunk_cost_ms):
+            if self._must_stop(next_chunk_cost_ms):
                 if item.queue_arn is not None:
-                    return CONTINUED, chunk[0].line
+                    return CONTINUED, chunk.first_line
                 # NOTE: a direct S3 invocation has no queue to continue through: the rows not read are failed
                 # and the event raises, so Lambda's asynchronous retry reads the object again.
                 self.outcome.mark_failed(item.item_id, "the deadline came before the object was read to its end")
                 return INCOMPLETE, None
             started_ms = self.deadline.remaining_ms()
-            records = [
-                Record(item.item_id, ref.source(line=row.line), row.value, ref.event_time, decode_error=row.error)
-                for row in chunk
-            ]
-            self._account_rows(self.handle_records(records), result)
-            result.last_line = chunk[-1].line
-            last_chunk_cost_ms = max(0, started_ms - self.deadline.remaining_ms())
+            self._account_rows(self.handle_prepared(chunk.rows, chunk.prepared, chunk.rejected), result)
+            result.last_line = chunk.last_line
+            # NOTE: chunks run from S3_CHUNK_ROWS to S3_CHUNK_MAX_ROWS rows; the next one is assumed to be as
+            # large as a chunk can be, at the last one's cost per row.
+            cost_ms = max(0, started_ms - self.deadline.remaining_ms())
+            next_chunk_cost_ms = cost_ms * max(1.0, S3_CHUNK_MAX_ROWS / chunk.rows)
             if result.failed:
                 # NOTE: the message or event is retried and reads the object again from its start line; reading
                 # on would only send rows that retry sends again.
                 return INCOMPLETE, None
 
-    def _must_stop(self, last_chunk_cost_ms: int) -> bool:
+    def _read_chunk(self, item: BatchItem, ref: ObjectRef, rows: Iterator[Row]) -> _Chunk | None:
+        """Read and prepare rows until :attr:`chunk_rule` says the chunk is full; None at the object's end."""
+        rule = self.chunk_rule
+        chunk: _Chunk | None = None
+        sessions: set[tuple[str | None, str | None]] = set()
+        independent = 0
+        per_call = max_per_call(self.entity)
+        for row in rows:
+            if chunk is None:
+                chunk = _Chunk(first_line=row.line)
+            record = Record(
+                item.item_id, ref.source(line=row.line), row.value, ref.event_time, decode_error=row.error
+            )
+            chunk.rows += 1
+            chunk.last_line = row.line
+            ready = self._prepare_into(record, chunk.prepared, chunk.rejected)
+            if ready is not None:
+                key = lane_key(self.entity, ready)
+                if key is None:
+                    independent += 1
+                else:
+                    sessions.add(key)
+            independent_calls = (independent + per_call - 1) // per_call
+            if rule.is_full(chunk.rows, len(sessions) + independent_calls):
+                break
+        return chunk
+
+    @property
+    def chunk_rule(self) -> ChunkRule:
+        """How many rows of an S3 object go into one chunk (:class:`~personalize_ingest.batching.ChunkRule`)."""
+        return ChunkRule(
+            min_rows=S3_CHUNK_ROWS,
+            max_rows=S3_CHUNK_MAX_ROWS,
+            lanes_wanted=LANES_PER_WORKER * self.settings.max_concurrent_calls,
+        )
+
+    def _must_stop(self, next_chunk_cost_ms: float) -> bool:
         if self.deadline.exhausted():
             return True
         before_margin_ms = self.deadline.remaining_ms() - self.deadline.margin_ms
-        return before_margin_ms < last_chunk_cost_ms * CHUNK_COST_FACTOR
+        return before_margin_ms < next_chunk_cost_ms * CHUNK_COST_FACTOR
 
     @staticmethod
     def _account_rows(handled: Handled, result: ObjectResult) -> None:

@@ -4,6 +4,16 @@
 # PutActionInteractions are treated alike). botocore's adaptive retry mode only slows down *after* being
 # throttled; the bucket keeps one container from exceeding the quota in the first place. Buckets live at module
 # level so a warm container keeps its pace across invocations instead of bursting again on each one.
+
+Why the bucket holds one token (no burst): the service's quota is itself a bucket whose burst is not documented
+(the emulator's holds one second's worth, like ours used to). With a client burst equal to the quota, the client's
+11th call is due 1/rate after its first, while the service's bucket was emptied by the burst and refills from the
+moment the *first call arrived*: any jitter between sending and arrival makes that call early, and the service
+throttles it (every benchmark run had exactly one throttled call, after which adaptive mode slowed the client for
+seconds). Spacing every call 1/rate apart from the start leaves the service's own burst capacity unused, as
+slack for jitter: a call can arrive up to (its burst - 1)/rate late or early without being throttled. The price is
+at most (calls - 1)/rate of waiting for an invocation of fewer than `rate` calls (0.9 s for 10 calls at 10/s),
+instead of one throttled call, a retry and a slowed-down client.
 """
 
 from __future__ import annotations
@@ -12,16 +22,19 @@ import threading
 import time
 from collections.abc import Callable
 
+PACED_CAPACITY = 1.0
+"""Tokens a bucket holds at most unless told otherwise: one, so calls never go out faster than the rate."""
+
 
 class TokenBucket:
-    """``rate`` tokens per second, holding at most ``capacity`` (one second's worth by default).
+    """``rate`` tokens per second, holding at most ``capacity`` (one by default: calls spaced 1/rate apart).
 
     Parameters
     ----------
     rate
         Tokens added per second; must be positive.
     capacity
-        Largest burst; defaults to ``max(1, rate)``.
+        Largest burst; defaults to :data:`PACED_CAPACITY` (see the module docstring for why).
     clock, sleep
         Monotonic clock and sleep function, injectable for tests.
     """
@@ -37,7 +50,7 @@ class TokenBucket:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         self.rate = float(rate)
-        self.capacity = float(capacity) if capacity is not None else max(1.0, self.rate)
+        self.capacity = float(capacity) if capacity is not None else PACED_CAPACITY
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.capacity

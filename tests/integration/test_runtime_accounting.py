@@ -269,7 +269,8 @@ def test_a_continuation_that_cannot_be_sent_reports_the_message(stack: Stack) ->
     # GIVEN a 700-row file announced by a message whose queue no longer exists, and time for one chunk only
     handler = stack.configure("events")
     key = "events/big.csv"
-    rows = "".join(f"u-{n % 7},i-{n},click,{1764400000 + n}\n" for n in range(700))
+    # NOTE: 40 users interleaved, more than the 32 lanes a chunk waits for, so the first chunk closes at 500 rows.
+    rows = "".join(f"u-{n % 40},i-{n},click,{1764400000 + n}\n" for n in range(700))
     etag = etag_of(stack.put(key, f"USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP\n{rows}".encode()))
     notification = f.s3_notification(f.s3_record(stack.bucket, key, etag=etag))
     event = f.sqs_event([f.sqs_message(notification, "m-file", arn=f.queue_arn(f"deleted-{stack.bucket}"))])

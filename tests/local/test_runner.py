@@ -213,7 +213,6 @@ def test_each_function_runs_with_exactly_its_template_environment_and_timeout(lo
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
-        "POWERTOOLS_TRACE_DISABLED",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS",
     }

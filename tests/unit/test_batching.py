@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import botocore.serialize
 import botocore.session
 import pytest
 
-from personalize_ingest.batching import max_per_call, plan
+from personalize_ingest.batching import ChunkRule, lane_key, max_per_call, plan
 from personalize_ingest.entities import ACTION_INTERACTIONS, ACTIONS, ENTITIES, EVENTS, ITEMS, USERS, Entity
 from personalize_ingest.model import Prepared, Record, SourceRef
 
@@ -102,13 +105,51 @@ def test_batch_request_carries_session_user_and_the_elements() -> None:
     # WHEN
     request = batch.request(EVENTS, "tracking-id")
 
-    # THEN
-    assert request == {
+    # THEN every member but the timestamp is the prepared element's; the timestamp is the same instant
+    assert {k: v for k, v in request.items() if k != "eventList"} == {
         "trackingId": "tracking-id",
         "sessionId": "s-1",
         "userId": "u-1",
-        "eventList": [p.element for p in batch.prepared],
     }
+    sent = request["eventList"]
+    assert [{k: v for k, v in e.items() if k != "sentAt"} for e in sent] == [
+        {k: v for k, v in p.element.items() if k != "sentAt"} for p in batch.prepared
+    ]
+    assert [e["sentAt"].timestamp() for e in sent] == [p.element["sentAt"] for p in batch.prepared]
+
+
+def _wire_body(entity: Entity, params: dict[str, Any]) -> bytes:
+    model = botocore.session.get_session().get_service_model("personalize-events")
+    serializer = botocore.serialize.create_serializer(model.metadata["protocol"], include_validation=False)
+    body = serializer.serialize_to_request(params, model.operation_model(entity.operation))["body"]
+    return body if isinstance(body, bytes) else body.encode()
+
+
+@pytest.mark.parametrize("entity", [EVENTS, ACTION_INTERACTIONS], ids=["events", "action_interactions"])
+@pytest.mark.parametrize("seconds", [1_764_400_000.0, 1_764_400_000.5, 1_764_400_000.123456, 1_700_000_000.999999])
+def test_the_request_body_is_the_one_botocore_sends_for_epoch_seconds(entity: Entity, seconds: float) -> None:
+    # GIVEN a prepared element whose timestamp is epoch seconds, as prepare() makes it
+    assert entity.timestamp_member is not None
+    candidates = {"eventType": "click", "sessionId": "s-1", "actionId": "a-1", "itemId": "i-1"}
+    element: dict[str, Any] = {k: v for k, v in candidates.items() if k in _members(entity)}
+    element[entity.timestamp_member] = seconds
+    prepared = Prepared(_record(0), element, session_id="s-1", user_id="u-1")
+    batch = plan(entity, [prepared]).batches[0]
+
+    # WHEN the batch's request is serialised, and the same element with the number botocore would convert itself
+    sent = _wire_body(entity, batch.request(entity, "tracking-id"))
+    reference = _wire_body(entity, {**batch.request(entity, "tracking-id"), entity.list_member: [element]})
+
+    # THEN the bytes on the wire are the same
+    assert sent == reference
+
+
+def _members(entity: Entity) -> set[str]:
+    model = botocore.session.get_session().get_service_model("personalize-events")
+    input_shape = model.operation_model(entity.operation).input_shape
+    assert input_shape is not None
+    list_shape: Any = input_shape.members[entity.list_member]
+    return set(list_shape.member.members)
 
 
 def test_anonymous_events_carry_no_user_id() -> None:
@@ -206,3 +247,24 @@ def test_halves_keep_order_and_request_members() -> None:
 
 def test_nothing_to_send_plans_no_call() -> None:
     assert plan(EVENTS, []).batches == []
+
+
+@pytest.mark.parametrize(
+    "rows, lanes, full",
+    [
+        (499, 100, False),  # enough lanes, but fewer rows than the minimum
+        (500, 31, False),  # the minimum of rows, too few lanes to keep the threads busy
+        (500, 32, True),  # the minimum of rows and enough lanes
+        (4_999, 1, False),  # one long session: keeps reading ...
+        (5_000, 1, True),  # ... up to the row cap, which bounds memory
+    ],
+)
+def test_a_chunk_closes_at_the_row_cap_or_once_it_holds_enough_lanes(rows: int, lanes: int, full: bool) -> None:
+    rule = ChunkRule(min_rows=500, max_rows=5_000, lanes_wanted=32)
+
+    assert rule.is_full(rows, lanes) is full
+
+
+def test_only_putevents_records_have_a_lane() -> None:
+    assert lane_key(EVENTS, event(0, "s-1", "u-1")) == ("s-1", "u-1")
+    assert lane_key(ITEMS, upsert(ITEMS, 0, "i-1")) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from personalize_ingest.throttle import TokenBucket, bucket_for
@@ -23,9 +25,9 @@ class FakeClock:
 
 
 def test_a_full_bucket_allows_a_burst_of_its_capacity() -> None:
-    # GIVEN a bucket of 10 calls/s (capacity one second's worth)
+    # GIVEN a bucket of 10 calls/s given a capacity of one second's worth
     clock = FakeClock()
-    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(10, capacity=10, clock=clock, sleep=clock.sleep)
 
     # WHEN 10 calls are reserved at the same instant
     waits = [bucket.reserve(max_wait_s=0) for _ in range(10)]
@@ -39,8 +41,7 @@ def test_waiting_callers_are_spaced_by_the_rate() -> None:
     # GIVEN an empty bucket of 10 calls/s
     clock = FakeClock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
-    for _ in range(10):
-        bucket.reserve(max_wait_s=0)
+    bucket.reserve(max_wait_s=0)
 
     # WHEN three callers reserve at the same instant
     waits = [bucket.reserve(max_wait_s=5) for _ in range(3)]
@@ -50,9 +51,9 @@ def test_waiting_callers_are_spaced_by_the_rate() -> None:
 
 
 def test_tokens_refill_with_time_up_to_the_capacity() -> None:
-    # GIVEN an empty bucket of 2 calls/s
+    # GIVEN an empty bucket of 2 calls/s holding up to 2
     clock = FakeClock()
-    bucket = TokenBucket(2, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(2, capacity=2, clock=clock, sleep=clock.sleep)
     assert [bucket.reserve(0), bucket.reserve(0)] == [0.0, 0.0]
 
     # WHEN 10 s pass (20 tokens' worth)
@@ -66,8 +67,7 @@ def test_acquire_sleeps_for_its_turn() -> None:
     # GIVEN an empty bucket of 4 calls/s
     clock = FakeClock()
     bucket = TokenBucket(4, clock=clock, sleep=clock.sleep)
-    for _ in range(4):
-        assert bucket.acquire(max_wait_s=0)
+    assert bucket.acquire(max_wait_s=0)
 
     # WHEN one more call is acquired with time to wait
     acquired = bucket.acquire(max_wait_s=1)
@@ -100,6 +100,51 @@ def test_a_slow_rate_still_allows_one_call_at_once() -> None:
     assert bucket.capacity == 1.0
     assert bucket.reserve(0) == 0.0
     assert bucket.reserve(10) == pytest.approx(2.0)
+
+
+def test_by_default_calls_are_paced_without_a_burst() -> None:
+    # GIVEN a new (full) bucket of 10 calls/s with the default capacity, as bucket_for() makes them
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+
+    # WHEN 30 calls acquire one after another as fast as they can
+    sent: list[float] = []
+    for _ in range(30):
+        assert bucket.acquire(max_wait_s=10)
+        sent.append(clock.now)
+
+    # THEN the first goes at once and every later one 1/rate after the previous: no second holds more than 10
+    assert sent[0] == 1_000.0
+    assert [b - a for a, b in itertools.pairwise(sent)] == pytest.approx([0.1] * 29)
+    assert max(sum(1 for t in sent if start <= t < start + 1) for start in sent) == 10
+
+
+@pytest.mark.parametrize("client_capacity, throttled", [(1, 0), (10, 1)])
+def test_a_paced_client_is_never_throttled_by_a_service_bucket_of_the_same_rate(
+    client_capacity: float, throttled: int
+) -> None:
+    # GIVEN a client bucket at the quota's rate, and the service's quota as a bucket of one second's worth that
+    # is created when the first call arrives (as Personalize's emulator models it)
+    clock = FakeClock()
+    client = TokenBucket(10, capacity=client_capacity, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    for _ in range(40):
+        assert client.acquire(max_wait_s=10)
+        sent.append(clock.now)
+
+    # WHEN the first call reaches the service 30 ms after it was sent and the others 5 ms after (jitter)
+    arrivals = [t + (0.030 if i == 0 else 0.005) for i, t in enumerate(sent)]
+    service_clock = FakeClock()
+    service_clock.now = arrivals[0]
+    service = TokenBucket(10, capacity=10, clock=service_clock, sleep=service_clock.sleep)
+    refused = 0
+    for arrival in arrivals:
+        service_clock.now = arrival
+        if service.reserve(max_wait_s=0) is None:
+            refused += 1
+
+    # THEN paced calls (capacity 1) all pass; a client burst equal to the quota gets one call throttled
+    assert refused == throttled
 
 
 def test_a_rate_must_be_positive() -> None:
