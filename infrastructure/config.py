@@ -2,7 +2,7 @@
 
 Every error names the offending key by its full path (``personalize.entities.items.datasetArn``) and the form
 that was expected, so a wrong ``-c personalize=...`` fails at synth, before anything reaches CloudFormation.
-The reference table of every key is docs/configuration.md.
+The reference table of every key is the README's "Configuration" section.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ DEFAULT_QUOTA_PER_SECOND = {
     "users": 10.0,
     "actions": 10.0,
 }
-# Defaults that keep calls-per-second x reserved concurrency within the quota above (docs/configuration.md).
+# Defaults that keep calls-per-second x reserved concurrency within the quota above (README: quotas arithmetic).
 DEFAULT_CALLS_PER_SECOND = {
     "events": 100.0,
     "action_interactions": 5.0,
