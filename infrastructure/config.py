@@ -130,7 +130,8 @@ class IngestConfig:
     """The whole ``personalize`` context."""
 
     entities: tuple[EntityConfig, ...]
-    powertools_layer_version: int
+    powertools_layer_version: int | None
+    """Explicit layer version; None = the SSM public parameter of the release pinned in requirements.txt."""
     log_retention_days: int
     metrics_namespace: str
     service_name: str
@@ -279,7 +280,7 @@ def parse(context: object) -> IngestConfig:
         raise ConfigError(f"{CONTEXT_KEY}.entities: expected at least one of {', '.join(ENTITIES)}")
     return IngestConfig(
         entities=entities,
-        powertools_layer_version=root.integer("powertoolsLayerVersion", None, 1, 10_000),
+        powertools_layer_version=root.optional_integer("powertoolsLayerVersion", None, 1, 10_000),
         log_retention_days=retention,
         metrics_namespace=_required(
             root.string(

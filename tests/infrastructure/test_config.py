@@ -121,9 +121,9 @@ def test_a_json_string_from_the_command_line_is_parsed() -> None:
             id="source-not-an-object",
         ),
         pytest.param(
-            {"entities": {"items": {"datasetArn": ITEMS_ARN, "sources": {"sqs": True}}}},
-            "personalize.powertoolsLayerVersion: expected an integer from 1 to 10000, got nothing",
-            id="missing-layer-version",
+            one_entity("items", {"datasetArn": ITEMS_ARN, "sources": {"sqs": True}}, powertoolsLayerVersion="42"),
+            'personalize.powertoolsLayerVersion: expected an integer from 1 to 10000, got "42"',
+            id="layer-version-not-an-integer",
         ),
         pytest.param(
             one_entity("items", {"datasetArn": ITEMS_ARN, "sources": {"sqs": True}}, logRetentionDays=31),

@@ -15,7 +15,7 @@ from personalize_ingest.config import Settings
 from personalize_ingest.entities import ENTITIES
 from personalize_ingest.observability import emit_metrics
 from personalize_ingest.outcome import Tally
-from tests.infrastructure.conftest import Synthesized, sample_context
+from tests.infrastructure.conftest import ROOT, Synthesized, sample_context
 
 SAMPLE = parse(sample_context()["personalize"])
 BY_NAME = {e.entity.name: e for e in SAMPLE.entities}
@@ -28,6 +28,12 @@ CONTRACT_VARIABLES = {
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_SERVICE_NAME",
 }
+
+PINNED_POWERTOOLS = next(
+    line.split("==")[1].strip()
+    for line in (ROOT / "requirements.txt").read_text().splitlines()
+    if line.startswith("aws-lambda-powertools")
+)
 
 
 def getatt(logical_id: str) -> dict[str, Any]:
@@ -73,19 +79,9 @@ def test_function_runtime_handler_layer_and_environment(full: Synthesized, entit
             "ReservedConcurrentExecutions": config.function.reserved_concurrency,
             "TracingConfig": {"Mode": "Active"},
             "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
-            "Layers": [
-                {
-                    "Fn::Join": [
-                        "",
-                        [
-                            "arn:aws:lambda:",
-                            {"Ref": "AWS::Region"},
-                            f":017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:"
-                            f"{SAMPLE.powertools_layer_version}",
-                        ],
-                    ]
-                }
-            ],
+            # The sample names no layer version: CloudFormation resolves Powertools' SSM public parameter of the
+            # release pinned in requirements.txt, in the region it deploys to.
+            "Layers": [f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.14/{PINNED_POWERTOOLS}}}}}"],
         },
     )
     # AND its environment is exactly the runtime's contract

@@ -95,6 +95,28 @@ def test_one_entity_with_one_source_deploys_only_that(items_from_sqs: Synthesize
     assert set(synth.raw["Outputs"]) == {"RejectsQueueUrl", "DashboardName", "ItemsFunctionName", "ItemsQueueUrl"}
 
 
+def test_an_explicit_layer_version_pins_the_layer_arn_of_the_stacks_region(items_from_sqs: Synthesized) -> None:
+    # GIVEN a configuration that names the Powertools layer version (42) instead of the SSM public parameter
+    # THEN the function's layer is that version of the public layer, in the region the stack deploys to
+    items_from_sqs.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Layers": [
+                {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "arn:aws:lambda:",
+                            {"Ref": "AWS::Region"},
+                            ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:42",
+                        ],
+                    ]
+                }
+            ]
+        },
+    )
+
+
 def test_s3_only_entity_gets_its_own_notifications_queue(users_from_s3: Synthesized) -> None:
     # GIVEN users fed by S3 only
     synth = users_from_s3
