@@ -42,20 +42,16 @@ def invocation_row(
         "tracemallocPeakMiB": peak / MIB if peak is not None else None,
         "importS": measured["importS"],
         "firstInvocationS": measured.get("firstInvocationS"),
-        "metrics": {key: _metric(emf, key) for key in _METRICS if key in emf},
+        "metrics": _metrics(emf),
         **extra,
     }
 
 
-_METRICS = (
-    "RecordsReceived",
-    "RecordsDelivered",
-    "RecordsRejected",
-    "RecordsFailed",
-    "ApiCalls",
-    "ThrottledCalls",
-    "Retries",
-)
+def _metrics(document: dict[str, Any]) -> dict[str, float]:
+    """Each metric the EMF document declares (in ``_aws.CloudWatchMetrics``), by name, with its value summed."""
+    directives = document.get("_aws", {}).get("CloudWatchMetrics", [])
+    names = [metric["Name"] for directive in directives for metric in directive["Metrics"]]
+    return {name: _metric(document, name) for name in names if name in document}
 
 
 def _metric(document: dict[str, Any], name: str) -> float:

@@ -21,26 +21,15 @@ from typing import Any
 
 import boto3
 
-from emulator.config import DEFAULT_ACTION_TRACKING_ID, DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle, running_emulator
+from tests.support.environment import FAKE_CREDENTIALS, LEAKY_VARIABLES, drain, target_environment
 from tests.support.moto import running_moto
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
+    **FAKE_CREDENTIALS,
     "POWERTOOLS_METRICS_NAMESPACE": "PersonalizeIngestBench",
     "POWERTOOLS_SERVICE_NAME": "personalize-ingest-bench",
-}
-TARGETS = {
-    "events": ("PERSONALIZE_TRACKING_ID", DEFAULT_TRACKING_ID),
-    "action_interactions": ("PERSONALIZE_TRACKING_ID", DEFAULT_ACTION_TRACKING_ID),
-    "items": ("PERSONALIZE_DATASET_ARN", DEFAULT_DATASET_ARNS["ITEMS"]),
-    "users": ("PERSONALIZE_DATASET_ARN", DEFAULT_DATASET_ARNS["USERS"]),
-    "actions": ("PERSONALIZE_DATASET_ARN", DEFAULT_DATASET_ARNS["ACTIONS"]),
 }
 WORKER_TIMEOUT_S = 600
 _JOB_VARIABLES = frozenset(
@@ -81,30 +70,37 @@ class Bench:
         etag = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"].strip('"')
         return {"type": "s3_via_sqs", "bucket": self.bucket, "key": key, "etag": etag, "size": len(body)}
 
-    def object_result(self, key: str) -> dict[str, Any]:
-        """The result document the function wrote for ``key`` (``results/<key>.result.json``)."""
+    def take_object_result(self, key: str) -> dict[str, Any]:
+        """The result document the function wrote for ``key`` (``results/<key>.result.json``); the object is
+        then deleted, so the bucket holds only what runs next."""
         body = self.s3.get_object(Bucket=self.bucket, Key=f"results/{key}.result.json")["Body"].read()
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
         return json.loads(body)
+
+    def invoke(
+        self,
+        worker: Worker,
+        entity: str,
+        event: dict[str, Any],
+        warmup: dict[str, Any] | None,
+        *,
+        traced: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run one measured invocation of ``entity``'s function in ``worker`` (after ``warmup``, when given, and
+        with the variables ``env`` set); return the worker's measurement and the emulator's :meth:`call_summary`
+        of it."""
+        job = {"kind": "invoke", "entity": entity, "event": event, "warmup": warmup, "tracemalloc": traced}
+        measured = worker.run(job, self.function_env(entity, **(env or {})))
+        return measured, self.call_summary()
 
     def rejects_count(self) -> int:
         """Messages now in the rejects queue (drained, so the next run starts from zero)."""
-        count = 0
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.rejects_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not messages:
-                return count
-            count += len(messages)
-            entries: list[Any] = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ]
-            self.sqs.delete_message_batch(QueueUrl=self.rejects_url, Entries=entries)
+        return len(drain(self.sqs, self.rejects_url))
 
     def function_env(self, entity: str, **overrides: str) -> dict[str, str]:
         """The per-job environment of ``entity``'s function: its target, plus ``overrides``."""
-        variable, target = TARGETS[entity]
-        return {variable: target, **overrides}
+        return {**target_environment(entity), **overrides}
 
     @contextmanager
     def worker(self) -> Iterator[Worker]:
@@ -213,7 +209,7 @@ def _last_emf(stdout_file: Path, offset: int) -> dict[str, Any] | None:
 def running_bench() -> Iterator[Bench]:
     """Start moto and the emulator on free loopback ports with fake credentials; stop them on exit."""
     os.environ.update(FAKE_AWS)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS"):
+    for name in LEAKY_VARIABLES:
         os.environ.pop(name, None)
     # NOTE: moto's werkzeug server logs every request at INFO; the table is the output here.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -47,11 +47,8 @@ def _run(
     if unlimited:
         bench.emulator.set_quota("PutItems", 0)
         overrides["CALLS_PER_SECOND"] = "0"
-    job = {"kind": "invoke", "entity": ENTITY, "event": event, "warmup": warmup, "tracemalloc": False}
-    measured = worker.run(job, bench.function_env(ENTITY, **overrides))
-    calls = bench.call_summary()
-    result = bench.object_result(key)
-    bench.s3.delete_object(Bucket=bench.bucket, Key=key)
+    measured, calls = bench.invoke(worker, ENTITY, event, warmup, env=overrides)
+    result = bench.take_object_result(key)
     times = calls["callTimes"]
     burst = 0 if unlimited else CLIENT_BURST
     return invocation_row(

@@ -36,7 +36,5 @@ def _run(
     spec = {"type": "kinesis", "records": records, "shuffleSeed": SHUFFLE_SEED if order == "shuffled" else None}
     event = {"type": "inline", "event": build_event(spec)}
     bench.emulator.reset()
-    job = {"kind": "invoke", "entity": ENTITY, "event": event, "warmup": warmup, "tracemalloc": False}
-    measured = worker.run(job, bench.function_env(ENTITY))
-    calls = bench.call_summary()
+    measured, calls = bench.invoke(worker, ENTITY, event, warmup)
     return invocation_row(SCENARIO, name, records, measured, calls, order=order, rejected=bench.rejects_count())

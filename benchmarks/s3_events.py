@@ -69,11 +69,8 @@ def _run(
     bench.emulator.reset()
     if latency_ms:
         bench.emulator.set_faults(latency={"distribution": "fixed", "ms": latency_ms})
-    job = {"kind": "invoke", "entity": ENTITY, "event": event, "warmup": warmup, "tracemalloc": traced}
-    measured = worker.run(job, bench.function_env(ENTITY))
-    calls = bench.call_summary()
-    result = bench.object_result(key)
-    bench.s3.delete_object(Bucket=bench.bucket, Key=key)
+    measured, calls = bench.invoke(worker, ENTITY, event, warmup, traced=traced)
+    result = bench.take_object_result(key)
     return invocation_row(
         SCENARIO,
         name,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.environment import FAKE_CREDENTIALS, LEAKY_VARIABLES
 from tests.support.moto import running_moto
 
 pytest_plugins = ["emulator.pytest_plugin"]
@@ -20,11 +21,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "personalize-ingest-tests")
 
 FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
+    **FAKE_CREDENTIALS,
     "POWERTOOLS_METRICS_NAMESPACE": "PersonalizeIngestTests",
     "POWERTOOLS_SERVICE_NAME": "personalize-ingest-tests",
     "POWERTOOLS_DEV": "false",
@@ -34,7 +31,7 @@ FAKE_AWS = {
 @pytest.fixture(autouse=True)
 def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and region for every test; no profile or real endpoint can leak in."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS"):
+    for name in LEAKY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in FAKE_AWS.items():
         monkeypatch.setenv(name, value)

@@ -135,12 +135,3 @@ class DeliveryReport:
     api_calls: int = 0
     throttled_calls: int = 0
     retries: int = 0
-
-    def merge(self, other: DeliveryReport) -> None:
-        self.delivered.extend(other.delivered)
-        self.superseded.extend(other.superseded)
-        self.rejected.extend(other.rejected)
-        self.failed.extend(other.failed)
-        self.api_calls += other.api_calls
-        self.throttled_calls += other.throttled_calls
-        self.retries += other.retries

@@ -70,14 +70,11 @@ class Outcome:
         """True when an earlier message of the item's FIFO group failed: the item must not be sent."""
         return self.fifo and item.group_id is not None and item.group_id in self._stopped_groups
 
-    def count_failed_records(self, item_ids: Iterable[str], reason: str) -> int:
-        """Count one failed record per entry of ``item_ids`` and mark their items failed; return the count."""
-        count = 0
+    def count_failed_records(self, item_ids: Iterable[str], reason: str) -> None:
+        """Count one failed record per entry of ``item_ids`` and mark their items failed."""
         for item_id in item_ids:
             self.mark_failed(item_id, reason)
-            count += 1
-        self.tally.failed += count
-        return count
+            self.tally.failed += 1
 
     def failed_items(self) -> list[str]:
         """Failed item ids in event order."""

@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from personalize_ingest.model import Record, Rejection
@@ -28,7 +26,6 @@ MAX_BATCH_ENTRIES = 10
 _SAFETY_BYTES = 1_024
 """Room kept for message attributes SQS counts into the size and for rounding."""
 UNSERIALISABLE_RECORD = "(the record is nested too deeply to be serialised)"
-_SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,24 +78,20 @@ class RejectsSender:
         ``REJECTS_QUEUE_URL``; None when unset (every rejected record is then returned as not sent).
     entity_name
         The function's entity (the messages' ``entity`` and, on a FIFO queue, their message group).
-    client
-        An SQS client; a default one is created on first use.
     client_factory
         Called before each SendMessageBatch for the client to use (the pipeline hands out one whose timeouts fit
-        the time left); takes precedence over ``client``.
+        the time left).
     """
 
     def __init__(
         self,
         queue_url: str | None,
         entity_name: str,
-        client: SQSClient | None = None,
         *,
-        client_factory: Callable[[], SQSClient] | None = None,
+        client_factory: Callable[[], SQSClient],
     ) -> None:
         self.queue_url = queue_url
         self.entity_name = entity_name
-        self._client = client
         self._client_factory = client_factory
 
     def send(self, rejected: Sequence[tuple[Record, Rejection]]) -> list[NotSent]:
@@ -117,7 +110,7 @@ class RejectsSender:
         assert self.queue_url is not None
         entries = [self._entry(str(index), record, body) for index, (record, _, body) in enumerate(batch)]
         try:
-            response = self._sqs().send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            response = self._client_factory().send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except (ClientError, BotoCoreError) as exc:
             reason = f"SendMessageBatch to the rejects queue failed: {exc}"
             return [NotSent(record, rejection, reason) for record, rejection, _ in batch]
@@ -136,13 +129,6 @@ class RejectsSender:
             entry["MessageGroupId"] = self.entity_name
             entry["MessageDeduplicationId"] = hashlib.sha256(record.source.identity().encode()).hexdigest()
         return entry
-
-    def _sqs(self) -> SQSClient:
-        if self._client_factory is not None:
-            return self._client_factory()
-        if self._client is None:
-            self._client = boto3.client("sqs", config=_SQS_CONFIG)
-        return self._client
 
 
 def _batches(messages: list[tuple[Record, Rejection, str]]) -> list[list[tuple[Record, Rejection, str]]]:

@@ -134,7 +134,7 @@ def _kinesis_item(raw: Mapping[str, Any]) -> BatchItem:
         item.records.append(Record(sequence_number, source, kinesis["data"], arrival, decode_error=rejection))
         return item
     if data.startswith(KPL_MAGIC):
-        user_records = _deaggregate(raw)
+        user_records = _deaggregate(raw, data)
         if user_records is None:
             source = SourceRef(event_source=KINESIS, arn=arn, sequence_number=sequence_number)
             rejection = Rejection(
@@ -156,8 +156,9 @@ def _kinesis_item(raw: Mapping[str, Any]) -> BatchItem:
     return _note_if_empty(item)
 
 
-def _deaggregate(raw: Mapping[str, Any]) -> list[bytes] | None:
-    """User records of one KPL-aggregated Kinesis record, or None when the aggregate is corrupt."""
+def _deaggregate(raw: Mapping[str, Any], data: bytes) -> list[bytes] | None:
+    """User records of one KPL-aggregated Kinesis record (``data``: its decoded bytes), or None when the aggregate
+    is corrupt."""
     # NOTE: imported here: aws_kinesis_agg (and protobuf behind it) costs cold-start time, and only producers
     # using KPL aggregation need it.
     from aws_kinesis_agg import deaggregator
@@ -172,7 +173,6 @@ def _deaggregate(raw: Mapping[str, Any]) -> list[bytes] | None:
     # imports config_pb2 as a top-level module).
     from aws_kinesis_agg import messages_pb2
 
-    data = base64.b64decode(raw["kinesis"]["data"])
     aggregate = messages_pb2.AggregatedRecord()
     aggregate.ParseFromString(data[len(KPL_MAGIC) : -KPL_DIGEST_BYTES])
     if len(aggregate.records) != len(user_records):

@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -20,20 +21,11 @@ from personalize_ingest.deadline import Deadline
 from personalize_ingest.delivery import Deliverer
 from personalize_ingest.entities import ACTION_INTERACTIONS, EVENTS, ITEMS, USERS, Entity
 from personalize_ingest.model import Prepared, Record, SourceRef
+from tests.support.factories import FakeLambdaContext
 
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/interactions"
 SENT_AT = 1_764_400_000.0
 FORBIDDEN_PROPERTIES = json.dumps({"userId": "not allowed inside properties"})
-
-
-class FakeContext:
-    """The part of a Lambda context the deadline reads; the test sets the time left."""
-
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 def settings_for(entity: Entity, target: str, **overrides: object) -> Settings:
@@ -50,8 +42,9 @@ def settings_for(entity: Entity, target: str, **overrides: object) -> Settings:
     return replace(settings, **overrides)  # type: ignore[arg-type]
 
 
-def deliverer(settings: Settings, remaining_ms: int = 120_000) -> Deliverer:
-    return Deliverer(settings, Deadline(FakeContext(remaining_ms), settings.deadline_margin_ms))
+def deliverer(settings: Settings, remaining_ms: int = 120_000, client: Any = None) -> Deliverer:
+    """A deliverer for an invocation with ``remaining_ms`` left (``client``: default, the container's own)."""
+    return Deliverer(settings, Deadline(FakeLambdaContext(remaining_ms), settings.deadline_margin_ms), client)
 
 
 def _record(position: int) -> Record:
@@ -280,7 +273,7 @@ def test_credentials_the_service_refuses_fail_everything_and_stop_sending(emulat
     # GIVEN a client whose secret key is wrong (the signature does not match), handed in like any collaborator
     client = boto3.client("personalize-events", aws_access_key_id="testing", aws_secret_access_key="wrong")
     settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1)
-    delivery = Deliverer(settings, Deadline(FakeContext(120_000), settings.deadline_margin_ms), client=client)
+    delivery = deliverer(settings, client=client)
     prepared = [item(i, f"i-{i}") for i in range(25)]
 
     # WHEN
@@ -439,7 +432,7 @@ def test_missing_credentials_fail_everything_without_a_call(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     client = boto3.session.Session().client("personalize-events")
     settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1)
-    delivery = Deliverer(settings, Deadline(FakeContext(120_000), settings.deadline_margin_ms), client=client)
+    delivery = deliverer(settings, client=client)
 
     # WHEN 25 items are delivered
     report = delivery.deliver([item(i, f"i-{i}") for i in range(25)])
@@ -476,7 +469,7 @@ def test_a_record_botocore_refuses_before_sending_is_rejected_like_a_service_ref
     # GIVEN a client that validates parameters, a good item accepted first, then an element without itemId
     client = boto3.client("personalize-events")
     settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1)
-    delivery = Deliverer(settings, Deadline(FakeContext(120_000), settings.deadline_margin_ms), client=client)
+    delivery = deliverer(settings, client=client)
     accepted = delivery.deliver([item(0, "good")])
 
     # WHEN the bad element is delivered
@@ -494,12 +487,9 @@ def test_a_retry_is_not_started_once_the_margin_is_reached(emulator: EmulatorHan
     # GIVEN every answer a 5xx, and time that runs out as soon as the service has seen the first attempt
     emulator.set_faults(error_rate=1.0)
 
-    class ClockOnCalls:
-        def get_remaining_time_in_millis(self) -> int:
-            return 120_000 if not emulator.calls() else 4_000
-
+    clock = FakeLambdaContext(clock=lambda: 120_000 if not emulator.calls() else 4_000)
     settings = settings_for(EVENTS, DEFAULT_TRACKING_ID, max_attempts=4)
-    delivery = Deliverer(settings, Deadline(ClockOnCalls(), settings.deadline_margin_ms))
+    delivery = Deliverer(settings, Deadline(clock, settings.deadline_margin_ms))
 
     # WHEN one call's worth of events is delivered
     report = delivery.deliver([event(i, "s-1", "u-1") for i in range(3)])

@@ -20,22 +20,16 @@ import boto3
 import jsonschema
 import pytest
 
-from emulator.config import DEFAULT_ACTION_TRACKING_ID, DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID
+from emulator.config import DEFAULT_DATASET_ARNS
 from emulator.testing import EmulatorHandle
 from personalize_ingest.config import ConfigurationError
 from personalize_ingest.pipeline import IngestIncomplete
 from tests.support import factories as f
+from tests.support.environment import TARGETS, drain, target_environment
 
 REJECT_SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "schemas/reject-message.schema.json").read_text()
 )
-TARGETS = {
-    "events": ("PERSONALIZE_TRACKING_ID", DEFAULT_TRACKING_ID),
-    "action_interactions": ("PERSONALIZE_TRACKING_ID", DEFAULT_ACTION_TRACKING_ID),
-    "items": ("PERSONALIZE_DATASET_ARN", DEFAULT_DATASET_ARNS["ITEMS"]),
-    "users": ("PERSONALIZE_DATASET_ARN", DEFAULT_DATASET_ARNS["USERS"]),
-    "actions": ("PERSONALIZE_DATASET_ARN", DEFAULT_DATASET_ARNS["ACTIONS"]),
-}
 VALID: dict[str, dict[str, Any]] = {
     "events": {"sessionId": "s-1", "userId": "u-1", "eventType": "click", "itemId": "i-9", "sentAt": 1764400000},
     "action_interactions": {
@@ -71,8 +65,11 @@ class Stack:
 
     def configure(self, entity: str, **overrides: str | None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         """Set the environment of ``entity``'s function and return its handler."""
-        variable, target = TARGETS[entity]
-        values: dict[str, str | None] = {variable: target, "REJECTS_QUEUE_URL": self.rejects_url, **overrides}
+        values: dict[str, str | None] = {
+            **target_environment(entity),
+            "REJECTS_QUEUE_URL": self.rejects_url,
+            **overrides,
+        }
         for name, value in values.items():
             if value is None:
                 self.monkeypatch.delenv(name, raising=False)
@@ -101,18 +98,6 @@ class Stack:
 def _validated(message: dict[str, Any]) -> dict[str, Any]:
     jsonschema.validate(message, REJECT_SCHEMA)
     return message
-
-
-def drain(sqs: Any, url: str) -> list[str]:
-    """Receive and delete every message of a queue; return the bodies."""
-    bodies: list[str] = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not messages:
-            return bodies
-        for message in messages:
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 @pytest.fixture

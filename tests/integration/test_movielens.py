@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib
 import io
-import json
-import uuid
 from collections import Counter, defaultdict
 from itertools import islice
 from pathlib import Path
 
-import boto3
 import pytest
 
-from emulator.config import DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle
+from tests.integration.test_handlers import build_stack
 from tests.support import factories as f
 
 RATINGS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "movielens-small" / "ratings.csv.gz"
@@ -47,17 +43,12 @@ def test_first_10000_ratings_are_delivered_exactly_once_grouped_by_user(
     moto_env: str, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the first 10,000 ratings as a bulk-layout gzip object and its S3 notification in an SQS message
-    suffix = uuid.uuid4().hex[:8]
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    bucket = f"ingest-{suffix}"
-    s3.create_bucket(Bucket=bucket)
-    monkeypatch.setenv("PERSONALIZE_TRACKING_ID", DEFAULT_TRACKING_ID)
-    monkeypatch.setenv("REJECTS_QUEUE_URL", sqs.create_queue(QueueName=f"rejects-{suffix}")["QueueUrl"])
+    stack = build_stack(emulator, monkeypatch)
+    handler = stack.configure("events")
     body, expected = bulk_layout(ROWS)
     key = "events/movielens/ratings-10k.csv.gz"
-    put = s3.put_object(Bucket=bucket, Key=key, Body=body)
-    notification = f.s3_notification(f.s3_record(bucket, key, etag=put["ETag"].strip('"'), size=len(body)))
-    handler = importlib.import_module("events.handler").lambda_handler
+    put = stack.put(key, body)
+    notification = f.s3_notification(f.s3_record(stack.bucket, key, etag=put["ETag"].strip('"'), size=len(body)))
 
     # WHEN the events function handles the notification
     response = handler(f.sqs_event([f.sqs_message(notification, "movielens")]), f.FakeLambdaContext())
@@ -89,7 +80,7 @@ def test_first_10000_ratings_are_delivered_exactly_once_grouped_by_user(
     assert max(Counter(row["requestId"] for row in stored).values()) == 10
 
     # AND the result file counts the whole object
-    result = json.loads(s3.get_object(Bucket=bucket, Key=f"results/{key}.result.json")["Body"].read())
+    result = stack.result(key)
     assert (result["status"], result["delivered"], result["rejected"], result["failed"]) == (
         "complete",
         ROWS,

@@ -194,17 +194,6 @@ def s3_notification(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
 
 
-def s3_test_event(bucket: str) -> dict[str, Any]:
-    return {
-        "Service": "Amazon S3",
-        "Event": "s3:TestEvent",
-        "Time": EVENT_TIME,
-        "Bucket": bucket,
-        "RequestId": "5582815E1AEA5ADF",
-        "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
-    }
-
-
 def eventbridge_object_created(
     bucket: str, key: str, *, etag: str | None = None, version_id: str | None = None, size: int = 1024
 ) -> dict[str, Any]:
@@ -245,7 +234,7 @@ class FakeLambdaContext:
     Parameters
     ----------
     remaining_ms
-        Time left at the first call of ``get_remaining_time_in_millis``.
+        Time left at the next call of ``get_remaining_time_in_millis``; a test may set it to move the clock.
     tick_ms
         Time that passes with every call (a clock the test controls instead of the wall clock).
     clock
@@ -263,15 +252,15 @@ class FakeLambdaContext:
         self, remaining_ms: int = 600_000, tick_ms: int = 0, clock: Callable[[], int] | None = None
     ) -> None:
         self.aws_request_id = str(uuid.uuid4())
-        self._remaining_ms = remaining_ms
+        self.remaining_ms = remaining_ms
         self._tick_ms = tick_ms
         self._clock = clock
 
     def get_remaining_time_in_millis(self) -> int:
         if self._clock is not None:
             return self._clock()
-        remaining = self._remaining_ms
-        self._remaining_ms = max(0, remaining - self._tick_ms)
+        remaining = self.remaining_ms
+        self.remaining_ms = max(0, remaining - self._tick_ms)
         return remaining
 
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 import pytest
 
 from personalize_ingest.deadline import Deadline
-
-
-class FakeContext:
-    """A Lambda context whose remaining time the test sets."""
-
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+from tests.support.factories import FakeLambdaContext
 
 
 def test_plenty_of_time_left_is_not_exhausted() -> None:
     # GIVEN 60 s left and a 5 s margin
-    deadline = Deadline(FakeContext(60_000), margin_ms=5_000)
+    deadline = Deadline(FakeLambdaContext(60_000), margin_ms=5_000)
 
     # WHEN / THEN
     assert deadline.remaining_ms() == 60_000
@@ -29,7 +20,7 @@ def test_plenty_of_time_left_is_not_exhausted() -> None:
 
 def test_exhausted_once_less_than_the_margin_is_left() -> None:
     # GIVEN a 5 s margin
-    context = FakeContext(5_000)
+    context = FakeLambdaContext(5_000)
     deadline = Deadline(context, margin_ms=5_000)
 
     # WHEN exactly the margin is left THEN it is not exhausted yet, but there is no budget either
@@ -44,7 +35,7 @@ def test_exhausted_once_less_than_the_margin_is_left() -> None:
 
 def test_follows_the_context_as_time_passes() -> None:
     # GIVEN a deadline over a context with 10 s left
-    context = FakeContext(10_000)
+    context = FakeLambdaContext(10_000)
     deadline = Deadline(context, margin_ms=2_000)
 
     # WHEN 6.5 s pass
@@ -56,7 +47,7 @@ def test_follows_the_context_as_time_passes() -> None:
 
 
 def test_zero_margin_uses_all_the_time() -> None:
-    deadline = Deadline(FakeContext(1_200), margin_ms=0)
+    deadline = Deadline(FakeLambdaContext(1_200), margin_ms=0)
 
     assert deadline.budget_s() == pytest.approx(1.2)
     assert not deadline.exhausted()
@@ -64,7 +55,7 @@ def test_zero_margin_uses_all_the_time() -> None:
 
 def test_negative_margin_is_refused() -> None:
     with pytest.raises(ValueError, match="margin_ms"):
-        Deadline(FakeContext(1_000), margin_ms=-1)
+        Deadline(FakeLambdaContext(1_000), margin_ms=-1)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +79,7 @@ def test_attempt_timeouts_follow_the_time_left(
     remaining_ms: int, margin_ms: int, max_attempts: int, expected: tuple[float, float]
 ) -> None:
     # GIVEN a deadline
-    deadline = Deadline(FakeContext(remaining_ms), margin_ms=margin_ms)
+    deadline = Deadline(FakeLambdaContext(remaining_ms), margin_ms=margin_ms)
 
     # WHEN / THEN
     assert deadline.attempt_timeouts(max_attempts) == pytest.approx(expected)
@@ -98,7 +89,7 @@ def test_attempt_timeouts_stay_within_the_margin() -> None:
     # GIVEN margins from 1 s to 10 s and any amount of time left
     for margin_ms in range(1_000, 10_001, 500):
         for remaining_ms in (margin_ms, margin_ms + 3_000, 900_000):
-            connect, read = Deadline(FakeContext(remaining_ms), margin_ms).attempt_timeouts(4)
+            connect, read = Deadline(FakeLambdaContext(remaining_ms), margin_ms).attempt_timeouts(4)
 
             # THEN one attempt started before the margin ends before Lambda stops the invocation
             assert 0 < connect <= 2.0
@@ -122,7 +113,7 @@ def test_support_call_timeouts_follow_the_time_left_not_the_budget(
     remaining_ms: int, expected: tuple[float, float]
 ) -> None:
     # GIVEN a deadline with the default margin
-    deadline = Deadline(FakeContext(remaining_ms), margin_ms=5_000)
+    deadline = Deadline(FakeLambdaContext(remaining_ms), margin_ms=5_000)
 
     # WHEN / THEN
     assert deadline.support_call_timeouts(3) == pytest.approx(expected)
@@ -131,7 +122,7 @@ def test_support_call_timeouts_follow_the_time_left_not_the_budget(
 def test_every_attempt_of_a_support_call_ends_before_lambdas_deadline() -> None:
     # GIVEN any time left from 4 s (just below the default margin) to 15 minutes
     for remaining_ms in range(4_000, 900_001, 250):
-        connect, read = Deadline(FakeContext(remaining_ms), margin_ms=5_000).support_call_timeouts(3)
+        connect, read = Deadline(FakeLambdaContext(remaining_ms), margin_ms=5_000).support_call_timeouts(3)
 
         # THEN three attempts fit in the time left with a share to spare, and one never exceeds 10 s
         assert 3 * (connect + read) < remaining_ms / 1000

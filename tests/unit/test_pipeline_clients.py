@@ -6,21 +6,14 @@ import pytest
 
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.pipeline import SUPPORT_CALL_ATTEMPTS, aws_client
-
-
-class FakeContext:
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+from tests.support.factories import FakeLambdaContext
 
 
 @pytest.mark.parametrize("service", ["sqs", "s3"])
 def test_support_clients_take_their_timeouts_from_the_deadline(service: str) -> None:
     # GIVEN an invocation with plenty of time and one already inside its margin
-    early = Deadline(FakeContext(600_000), margin_ms=5_000)
-    late = Deadline(FakeContext(3_000), margin_ms=5_000)
+    early = Deadline(FakeLambdaContext(600_000), margin_ms=5_000)
+    late = Deadline(FakeLambdaContext(3_000), margin_ms=5_000)
 
     # WHEN the pipeline takes its client at each moment
     early_client, late_client = aws_client(service, early), aws_client(service, late)
@@ -33,8 +26,8 @@ def test_support_clients_take_their_timeouts_from_the_deadline(service: str) -> 
 
 def test_a_client_is_reused_while_its_timeouts_fit() -> None:
     # GIVEN two moments of an invocation that fall on the same timeout step
-    first = Deadline(FakeContext(600_000), margin_ms=5_000)
-    later = Deadline(FakeContext(300_000), margin_ms=5_000)
+    first = Deadline(FakeLambdaContext(600_000), margin_ms=5_000)
+    later = Deadline(FakeLambdaContext(300_000), margin_ms=5_000)
 
     # WHEN / THEN the container's client is reused (its connection pool too)
     assert aws_client("sqs", first) is aws_client("sqs", later)

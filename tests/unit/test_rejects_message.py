@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -63,9 +64,13 @@ def test_oversize_record_is_cut_and_marked_truncated(value: object) -> None:
     assert message["source"]["subSequenceNumber"] == 2
 
 
+def _no_client() -> Any:
+    raise AssertionError("no rejects queue is configured, so no SQS client is needed")
+
+
 def test_unset_queue_returns_every_record_as_not_sent() -> None:
-    # GIVEN a sender without REJECTS_QUEUE_URL
-    sender = RejectsSender(None, "events")
+    # GIVEN a sender without REJECTS_QUEUE_URL, whose client cannot be had (nothing may be sent)
+    sender = RejectsSender(None, "events", client_factory=_no_client)
     record = Record("seq", KINESIS_SOURCE, {"eventType": ""}, 0.0)
 
     # WHEN a rejected record is sent
