@@ -115,8 +115,7 @@ def serve(args: argparse.Namespace) -> int:
     logger.info("serving %d dataset group(s) at %s", len(config.groups), server.url)
     while not stop.wait(0.5):
         pass
-    server.shutdown()
-    server.server_close()
+    server.stop()
     thread.join()
     emulator.store.close()
     logger.info("stopped")

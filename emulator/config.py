@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.signing import DEFAULT_MAX_CLOCK_SKEW_S
+
 DEFAULT_GROUP_NAME = "demo"
 DEFAULT_TRACKING_ID = "0c6a2e4f-7d1b-4b8e-9a51-5f2d3c4b6a70"
 DEFAULT_ACTION_TRACKING_ID = "7f3e9b21-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
@@ -85,6 +87,9 @@ class EmulatorConfig:
     throttle_status: int = 400
     """400 answers ``ThrottlingException`` (what AWS JSON services send); 429 answers ``TooManyRequestsException``.
     Both are in every SDK's list of retryable throttling errors."""
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
+    """Signatures further than this from the emulator's clock are refused (replay protection); 0 disables the
+    check (for tests that freeze time). Only checked when ``verify_signatures`` is on."""
     max_event_bytes: int = 10 * 1024
     """NOTE: developer guide quota "maximum size of an event: 10 KB", checked on each serialised element."""
 
@@ -187,6 +192,7 @@ def load_config(path: str | Path) -> EmulatorConfig:
     config.quotas.update({op: float(rate) for op, rate in raw.get("quotas", {}).items()})
     config.faults = dict(raw.get("faults", {}))
     config.max_event_bytes = int(raw.get("maxEventBytes", config.max_event_bytes))
+    config.max_clock_skew_s = float(raw.get("maxClockSkewSeconds", config.max_clock_skew_s))
     config.throttle_status = int(raw.get("throttleStatus", config.throttle_status))
     check_config(config)
     return config

@@ -25,6 +25,23 @@ class EmulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         super().__init__(address, _Handler)
         self.emulator = emulator
+        self.stopping = False
+        """Set by ``stop``: requests still arriving on kept-alive connections are turned away (503)."""
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop serving cleanly: accept nothing new, let requests in flight finish (up to ``grace_s``), close.
+
+        Call from another thread than the one running ``serve_forever``, which has returned when this does.
+        The store stays open (its owner closes it).
+        """
+        self.shutdown()
+        # NOTE: handler threads of kept-alive connections outlive shutdown(); from here they answer any further
+        # request 503 and close, so nothing touches the store once the requests in flight are done.
+        self.emulator.refuse_requests()
+        self.stopping = True
+        if not self.emulator.wait_idle(grace_s):
+            logger.warning("stopping with %d request(s) still in flight", self.emulator.in_flight)
+        self.server_close()
 
     @property
     def url(self) -> str:
@@ -66,6 +83,10 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = super().parse_request()
         if parsed and not self.path.startswith(ADMIN_PREFIX):
             self._generation = self.server.emulator.begin_request()
+            if self._generation is None:
+                self.close_connection = True
+                self._send(error_answer(503, "ServiceUnavailable", "The emulator is stopping.", ""))
+                return False
         return parsed
 
     def do_POST(self) -> None:
@@ -81,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s " + format, self.address_string(), *args)
 
     def _dispatch(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self._read_body()
         path, _, query = self.path.partition("?")
         emulator = self.server.emulator
         if path.startswith(ADMIN_PREFIX):
@@ -99,6 +120,22 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or self.server.url.removeprefix("http://")
         request = SignedRequest(self.command, f"http://{host}{self.path}", headers, body)
         self._send(emulator.call(operation, request, self._generation))
+
+    def _read_body(self) -> bytes:
+        # NOTE: SDKs send JSON bodies with Content-Length, but HTTP/1.1 clients may stream them chunked
+        # (RFC 9112 section 7.1); the signature covers the decoded body either way.
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                # Trailer section: header lines up to an empty line.
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
 
     def _send(self, answer: Answer) -> None:
         if answer.drop:

@@ -92,8 +92,10 @@ class Emulator:
         self._datasets = {arn: (g, kind) for g in config.groups for kind, arn in g.datasets.items()}
         # Guards the generation together with what a request does in it: its fault draw and its store writes.
         self._generation_lock = threading.Lock()
+        self._idle = threading.Condition(self._generation_lock)
         self._generation = 0
         self._in_flight = 0
+        self._refusing = False
 
     @property
     def generation(self) -> int:
@@ -105,16 +107,31 @@ class Emulator:
         """Operation requests whose request line was read and whose answer is not written yet."""
         return self._in_flight
 
-    def begin_request(self) -> int:
-        """Count a request as in flight (its request line was just read); return its generation."""
+    def begin_request(self) -> int | None:
+        """Count a request as in flight (its request line was just read); return its generation, or None when
+        ``refuse_requests`` was called (the request must be turned away)."""
         with self._generation_lock:
+            if self._refusing:
+                return None
             self._in_flight += 1
             return self._generation
 
+    def refuse_requests(self) -> None:
+        """From now on ``begin_request`` turns requests away (the server is stopping)."""
+        with self._generation_lock:
+            self._refusing = True
+
     def end_request(self) -> None:
         """The request counted by ``begin_request`` was answered (or its client went away)."""
-        with self._generation_lock:
+        with self._idle:
             self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no operation request is in flight (at most ``timeout`` seconds); return whether none is."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._in_flight, timeout)
 
     def reset(self, *, records: bool = True, faults: bool = True, quotas: bool = True) -> None:
         """Start a new generation: forget records and calls, restore the starting faults and quotas (each
@@ -167,7 +184,11 @@ class Emulator:
         body: Any = None
         status, code, message = 200, None, None
         try:
-            verify(request, self.config.credentials if self.config.verify_signatures else None)
+            verify(
+                request,
+                self.config.credentials if self.config.verify_signatures else None,
+                max_clock_skew_s=self.config.max_clock_skew_s,
+            )
             if decision.drop and not decision.drop_after_store:
                 status, code = 0, "ConnectionDropped"
                 return Answer(0, drop=True)

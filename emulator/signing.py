@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
@@ -23,6 +25,9 @@ _AUTHORIZATION = re.compile(
     r"\s*Signature=(?P<signature>[0-9a-f]{64})$"
 )
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
+_SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+DEFAULT_MAX_CLOCK_SKEW_S = 5 * 60
+"""How far a signature's X-Amz-Date may be from the emulator's clock by default."""
 
 
 class AuthError(Exception):
@@ -66,7 +71,13 @@ def access_key_of(authorization: str | None) -> str | None:
     return match["credential"].split("/")[0] if match else None
 
 
-def verify(request: SignedRequest, credentials: Mapping[str, str] | None) -> str:
+def verify(
+    request: SignedRequest,
+    credentials: Mapping[str, str] | None,
+    *,
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
+    now: float | None = None,
+) -> str:
     """Check the request's SigV4 signature; return the access key id that signed it.
 
     Parameters
@@ -74,7 +85,12 @@ def verify(request: SignedRequest, credentials: Mapping[str, str] | None) -> str
     request
         The request as received.
     credentials
-        Access key id -> secret key; None checks only that the header is well-formed (any key accepted).
+        Access key id -> secret key; None checks only that the header is well-formed (any key accepted, any
+        signing time).
+    max_clock_skew_s
+        A signature whose X-Amz-Date is further than this from ``now`` is refused; 0 disables the check.
+    now
+        Current time in epoch seconds (default: the clock).
 
     Raises
     ------
@@ -109,6 +125,8 @@ def verify(request: SignedRequest, credentials: Mapping[str, str] | None) -> str
         raise AuthError("IncompleteSignatureException", "Missing or malformed X-Amz-Date header.")
     if amz_date[:8] != date:
         raise AuthError("InvalidSignatureException", "Credential date does not match X-Amz-Date.")
+    if credentials is not None and max_clock_skew_s > 0:
+        _check_clock_skew(amz_date, time.time() if now is None else now, max_clock_skew_s)
     signed = match["signed"].split(";")
     if "host" not in signed:
         raise AuthError("InvalidSignatureException", "The host header must be signed.")
@@ -143,6 +161,33 @@ def _signature(
     signer = _ClientSignedHeaders(Credentials(access_key, secret), region, signed)
     canonical = signer.canonical_request(aws_request)
     return str(signer.signature(signer.string_to_sign(aws_request, canonical), aws_request))
+
+
+def _check_clock_skew(amz_date: str, now: float, max_skew_s: float) -> None:
+    # NOTE: IAM's SigV4 documentation: "The signed portions (using AWS Signatures) of requests are valid within
+    # five minutes of the timestamp in the request" (replay protection). AWS JSON services answer
+    # "Signature expired: ... is now earlier than ... (... - 5 min.)" outside that window.
+    try:
+        signed_at = datetime.strptime(amz_date, _SIGV4_TIMESTAMP).replace(tzinfo=UTC).timestamp()
+    except ValueError as exc:
+        raise AuthError("IncompleteSignatureException", "Malformed X-Amz-Date header.") from exc
+    window = timedelta(seconds=max_skew_s)
+    minutes = f"{max_skew_s / 60:g} min."
+    current = datetime.fromtimestamp(now, UTC)
+    if now - signed_at > max_skew_s:
+        earliest = (current - window).strftime(_SIGV4_TIMESTAMP)
+        raise AuthError(
+            "InvalidSignatureException",
+            f"Signature expired: {amz_date} is now earlier than {earliest} "
+            f"({current.strftime(_SIGV4_TIMESTAMP)} - {minutes})",
+        )
+    if signed_at - now > max_skew_s:
+        latest = (current + window).strftime(_SIGV4_TIMESTAMP)
+        raise AuthError(
+            "InvalidSignatureException",
+            f"Signature not yet current: {amz_date} is still later than {latest} "
+            f"({current.strftime(_SIGV4_TIMESTAMP)} + {minutes})",
+        )
 
 
 def _single(headers: Mapping[str, list[str]], name: str) -> str | None:

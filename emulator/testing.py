@@ -139,7 +139,6 @@ def running_emulator(
     try:
         yield EmulatorHandle(server.url)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         thread.join()
         emulator.store.close()

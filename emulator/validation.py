@@ -29,9 +29,20 @@ class RequestInvalid(Exception):
         super().__init__(f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(problems))
 
 
+# An unescaped ``$`` (preceded by an even number of backslashes).
+_END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\$")
+
+
 @cache
 def _pattern(expression: str) -> re.Pattern[str]:
-    return re.compile(expression)
+    # NOTE: the model's patterns are ECMAScript regular expressions (Smithy), where ``$`` matches only at the end
+    # of the input; Python's ``$`` also matches before a final newline, which would let "source\n" through
+    # ``^[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*$``. ``\Z`` is the ECMAScript meaning.
+    return re.compile(_END_ANCHOR.sub(r"\1\\Z", expression))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _is_number(value: Any) -> bool:
@@ -128,7 +139,8 @@ def _check_properties(
     text: str, path: str, forbidden: frozenset[str], allowed: frozenset[str] | None, problems: list[str]
 ) -> None:
     try:
-        decoded = json.loads(text)
+        # NOTE: Python's json module accepts NaN and Infinity, which are not JSON (RFC 8259).
+        decoded = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
         problems.append(f"{path}: must be a JSON object string, is not valid JSON")
         return

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -76,6 +77,21 @@ class RawAnswer:
         return self.body.get("__type") if isinstance(self.body, dict) else None
 
 
+class _SigV4At(SigV4Auth):
+    """botocore's SigV4 signer with a chosen signing time instead of the clock's."""
+
+    def __init__(self, credentials: Credentials, service: str, region: str, signed_at: datetime) -> None:
+        super().__init__(credentials, service, region)
+        self._signed_at = signed_at
+
+    def add_auth(self, request: AWSRequest) -> None:
+        # Same steps as SigV4Auth.add_auth, whose timestamp comes from the clock.
+        request.context["timestamp"] = self._signed_at.strftime("%Y%m%dT%H%M%SZ")
+        self._modify_request_before_signing(request)
+        string_to_sign = self.string_to_sign(request, self.canonical_request(request))
+        self._inject_signature_to_request(request, self.signature(string_to_sign, request))
+
+
 def raw_post(
     url: str,
     path: str,
@@ -85,17 +101,20 @@ def raw_post(
     secret: str = "testing",
     service: str = "personalize",
     tamper: Callable[[AWSRequest], None] | None = None,
+    signed_offset_s: float = 0.0,
 ) -> RawAnswer:
     """POST a JSON document the way any SDK would, signed with SigV4 unless ``access_key`` is None.
 
-    ``tamper`` may change the request after signing (to test that the signature covers what it should).
+    ``tamper`` may change the request after signing (to test that the signature covers what it should);
+    ``signed_offset_s`` moves the signing time (X-Amz-Date) away from now, as a client with a wrong clock would.
     """
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = AWSRequest(
         method="POST", url=f"{url}{path}", data=data, headers={"Content-Type": "application/json"}
     )
     if access_key is not None:
-        SigV4Auth(Credentials(access_key, secret), service, "us-east-1").add_auth(request)
+        signed_at = datetime.now(UTC) + timedelta(seconds=signed_offset_s)
+        _SigV4At(Credentials(access_key, secret), service, "us-east-1", signed_at).add_auth(request)
     if tamper is not None:
         tamper(request)
     prepared = urllib.request.Request(

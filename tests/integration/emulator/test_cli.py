@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from emulator.cli import main
 from emulator.config import DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID, derived_id
@@ -64,6 +65,79 @@ def test_command_line_server_serves_stops_on_sigterm_and_leaves_a_store_to_dump(
     ]
     assert main(["dump", "items", "--db", str(db), "--tail", "1"]) == 0
     assert [json.loads(line)["element"] for line in capsys.readouterr().out.splitlines()] == [{"itemId": "i-2"}]
+
+
+def test_command_line_flags_set_credentials_quotas_throttle_status_and_faults() -> None:
+    # GIVEN an emulator process configured only by flags: its own credentials, a tight PutItems quota answered
+    # with 429, and every PutUsers call failing with 503 from the first call on
+    faults = {"errorRate": 1.0, "errorStatuses": [503], "operations": ["PutUsers"]}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            "0",
+            "--credentials",
+            "local-key:local-secret",
+            "--quota",
+            "PutItems=0.1",
+            "--throttle-status",
+            "429",
+            "--faults",
+            json.dumps(faults),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        session = boto3.session.Session()
+        config = Config(retries={"total_max_attempts": 1})
+        local: Any = session.client(
+            "personalize-events",
+            endpoint_url=url,
+            aws_access_key_id="local-key",
+            aws_secret_access_key="local-secret",
+            config=config,
+        )
+        default: Any = session.client(
+            "personalize-events",
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=config,
+        )
+
+        # WHEN each setting is exercised
+        local.put_items(datasetArn=DEFAULT_DATASET_ARNS["ITEMS"], items=[{"itemId": "i-1"}])
+        with pytest.raises(ClientError) as throttled:
+            local.put_items(datasetArn=DEFAULT_DATASET_ARNS["ITEMS"], items=[{"itemId": "i-2"}])
+        with pytest.raises(ClientError) as failed:
+            local.put_users(datasetArn=DEFAULT_DATASET_ARNS["USERS"], users=[{"userId": "u-1"}])
+        with pytest.raises(ClientError) as unrecognised:
+            default.put_events(trackingId=DEFAULT_TRACKING_ID, sessionId="s-1", eventList=[event()])
+        stored = EmulatorHandle(url).counts()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    # THEN the quota answered 429, the fault 503, the default credentials were unknown, and one item was stored
+    assert _status_and_code(throttled.value) == (429, "TooManyRequestsException")
+    assert _status_and_code(failed.value) == (503, "ServiceUnavailable")
+    assert _status_and_code(unrecognised.value) == (403, "UnrecognizedClientException")
+    assert stored == {"events": 0, "action_interactions": 0, "items": 1, "users": 0, "actions": 0}
+    assert process.returncode == 0, stderr
+
+
+def _status_and_code(error: ClientError) -> tuple[int, str]:
+    return error.response["ResponseMetadata"]["HTTPStatusCode"], str(error.response["Error"]["Code"])
 
 
 def test_dump_reads_a_running_server(

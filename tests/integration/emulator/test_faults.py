@@ -103,6 +103,18 @@ def test_latency_draws_follow_the_distribution(emulator: EmulatorHandle, client:
     assert abs(sum(latencies) / 60 - 2.0) <= 5 * (2 / math.sqrt(12)) / math.sqrt(60)
 
 
+def test_fixed_latency_is_added_to_every_call(emulator: EmulatorHandle, client: Any) -> None:
+    # GIVEN a fixed added latency of 2 ms, set at run time
+    emulator.set_faults(latency_ms=2)
+
+    # WHEN calls are made
+    for index in range(5):
+        client.put_items(datasetArn=ITEMS, items=[{"itemId": f"i-{index}"}])
+
+    # THEN each call carries exactly that latency and succeeded
+    assert [(call["status"], call["latencyMs"]) for call in emulator.calls()] == [(200, 2.0)] * 5
+
+
 def test_same_seed_gives_the_same_fault_sequence(emulator: EmulatorHandle, client: Any) -> None:
     # GIVEN a seeded error rate, and no quota in the way
     settings = {"error_rate": 0.5, "seed": 42}

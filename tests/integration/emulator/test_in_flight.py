@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sqlite3
 import struct
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +24,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from emulator.config import DEFAULT_DATASET_ARNS
+from emulator.config import DEFAULT_DATASET_ARNS, default_config
+from emulator.server import make_server
+from emulator.service import Emulator
+from emulator.store import Store
 from emulator.testing import EmulatorHandle
 
 ITEMS = DEFAULT_DATASET_ARNS["ITEMS"]
@@ -126,3 +132,53 @@ def test_a_client_that_leaves_before_its_answer_causes_no_traceback(
     assert "Traceback" not in captured.err
     assert "Exception occurred during processing" not in captured.err
     assert emulator.health()["status"] == "ok"
+
+
+def _read_answer(connection: socket.socket) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 answer (which always carries Content-Length)."""
+    reader = connection.makefile("rb")
+    status = int(reader.readline().split()[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, reader.read(length)
+
+
+def test_stopping_lets_the_request_in_flight_finish_and_turns_later_ones_away(tmp_path: Path) -> None:
+    # GIVEN a server with a file store and a client that has sent the head of a request but not its body
+    db = tmp_path / "store.db"
+    emulator = Emulator(default_config(), Store(str(db)))
+    server = make_server(emulator)
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    head, body = _signed_put_items(server.url, "i-1")
+    connection = _connect(server.url)
+    connection.sendall(head)
+    _wait_until(lambda: emulator.in_flight == 1, "one request in flight")
+
+    # WHEN the server is stopped while that request is in flight, the client then finishing it and sending another
+    # request on the same kept-alive connection
+    stopping = threading.Thread(target=server.stop)
+    stopping.start()
+    _wait_until(lambda: server.stopping, "server stopping")
+    connection.sendall(body)
+    first = _read_answer(connection)
+    second_head, second_body = _signed_put_items(server.url, "i-2")
+    connection.sendall(second_head + second_body)
+    second = _read_answer(connection)
+    closed = connection.recv(1) == b""
+    connection.close()
+    stopping.join(timeout=10)
+    serving.join(timeout=10)
+    emulator.store.close()
+
+    # THEN the request in flight was answered and stored, the later one was refused 503, the connection closed,
+    # and the server stopped
+    assert first == (200, b"")
+    assert second[0] == 503 and json.loads(second[1])["__type"] == "ServiceUnavailable"
+    assert closed
+    assert not stopping.is_alive() and not serving.is_alive()
+    with contextlib.closing(sqlite3.connect(db)) as store:
+        assert store.execute("SELECT element FROM items").fetchall() == [('{"itemId":"i-1"}',)]

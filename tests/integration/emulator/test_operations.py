@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import sqlite3
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
 
 from emulator.config import DEFAULT_ACTION_TRACKING_ID, DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID
-from emulator.testing import EmulatorHandle
+from emulator.testing import EmulatorHandle, running_emulator
 from tests.integration.emulator.conftest import event
 
 
@@ -151,3 +162,66 @@ def test_concurrent_calls_are_all_stored(emulator: EmulatorHandle, client_factor
     assert len(rows) == 80
     duplicates = Counter(row["element"]["eventId"] for row in rows if row["duplicate"])
     assert duplicates == {f"e-{index}": 7 for index in range(10)}
+
+
+def test_sqlite_store_has_one_table_per_entity_with_arrival_time_and_request_id(
+    tmp_path: Path, boto3_session: Any
+) -> None:
+    # GIVEN an emulator whose store is a SQLite file
+    db = tmp_path / "store.db"
+    with running_emulator(db_path=str(db)) as emulator:
+        client = boto3_session.client(
+            "personalize-events", endpoint_url=emulator.url, config=Config(retries={"total_max_attempts": 1})
+        )
+
+        # WHEN one call of each operation is made
+        before = time.time()
+        responses = {
+            "events": client.put_events(
+                trackingId=DEFAULT_TRACKING_ID, sessionId="s-1", eventList=[event(eventId="e-1")]
+            ),
+            "action_interactions": client.put_action_interactions(
+                trackingId=DEFAULT_ACTION_TRACKING_ID,
+                actionInteractions=[{"actionId": "a-1", "sessionId": "s-1", "timestamp": 1, "eventType": "Taken"}],
+            ),
+            "items": client.put_items(datasetArn=DEFAULT_DATASET_ARNS["ITEMS"], items=[{"itemId": "i-1"}]),
+            "users": client.put_users(datasetArn=DEFAULT_DATASET_ARNS["USERS"], users=[{"userId": "u-1"}]),
+            "actions": client.put_actions(
+                datasetArn=DEFAULT_DATASET_ARNS["ACTIONS"], actions=[{"actionId": "a-1"}]
+            ),
+        }
+        after = time.time()
+
+    # THEN the file holds one table per entity, each row with the request id boto3 saw and its arrival time
+    with closing(sqlite3.connect(db)) as connection:
+        for table, response in responses.items():
+            rows = connection.execute(f"SELECT request_id, received_at, element FROM {table}").fetchall()
+            assert len(rows) == 1, table
+            request_id, received_at, _ = rows[0]
+            assert request_id == response["ResponseMetadata"]["RequestId"]
+            assert before <= received_at <= after
+
+
+def test_chunked_request_body_is_accepted(emulator: EmulatorHandle) -> None:
+    # GIVEN a correctly signed PutItems request whose body an HTTP/1.1 client streams chunked (no Content-Length)
+    body = json.dumps({"datasetArn": DEFAULT_DATASET_ARNS["ITEMS"], "items": [{"itemId": "i-1"}]}).encode()
+    request = AWSRequest(
+        method="POST", url=f"{emulator.url}/items", data=body, headers={"Content-Type": "application/json"}
+    )
+    SigV4Auth(Credentials("testing", "testing"), "personalize", "us-east-1").add_auth(request)
+    host, port = urlsplit(emulator.url).hostname, urlsplit(emulator.url).port
+    connection = http.client.HTTPConnection(str(host), port, timeout=10)
+
+    # WHEN it is sent in two chunks
+    try:
+        connection.request(
+            "POST", "/items", body=iter([body[:20], body[20:]]), headers=dict(request.headers), encode_chunked=True
+        )
+        response = connection.getresponse()
+        status, payload = response.status, response.read()
+    finally:
+        connection.close()
+
+    # THEN it is accepted and stored like any other
+    assert (status, payload) == (200, b"")
+    assert emulator.elements("items") == [{"itemId": "i-1"}]

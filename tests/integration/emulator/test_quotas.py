@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from emulator.config import DEFAULT_DATASET_ARNS, default_config
+from emulator.config import DEFAULT_DATASET_ARNS, dataset_arn, default_config, group_from_spec
 from emulator.testing import EmulatorHandle, running_emulator
 
 ITEMS = DEFAULT_DATASET_ARNS["ITEMS"]
@@ -85,6 +85,40 @@ def test_quota_can_differ_per_dataset_group(emulator: EmulatorHandle, client: An
     assert rates["groups"]["demo"]["PutItems"] == 0.1
     assert rates["default"]["PutItems"] == 10.0
     assert rates["default"]["PutEvents"] == 1000.0
+
+
+def test_each_dataset_group_has_its_own_quota(boto3_session: Any) -> None:
+    # GIVEN two dataset groups and a PutItems quota of one request per 10 s (a bucket holds one request)
+    config = default_config()
+    config.groups.append(group_from_spec("shop"))
+    config.quotas["PutItems"] = 0.1
+    shop_items = dataset_arn("shop", "ITEMS")
+    with running_emulator(config) as emulator:
+        client = boto3_session.client(
+            "personalize-events", endpoint_url=emulator.url, config=Config(retries={"total_max_attempts": 1})
+        )
+
+        # WHEN each group gets two PutItems calls back to back, then the shop group's quota is lifted
+        def put_items(dataset: str, item_id: str) -> str:
+            try:
+                client.put_items(datasetArn=dataset, items=[{"itemId": item_id}])
+            except ClientError as error:
+                return str(error.response["Error"]["Code"])
+            return "OK"
+
+        first_round = [put_items(dataset, f"i-{n}") for dataset in (ITEMS, shop_items) for n in (1, 2)]
+        emulator.set_quota("PutItems", 0, dataset_group="shop")
+        second_round = [put_items(dataset, "i-3") for dataset in (ITEMS, shop_items)]
+
+        # THEN each group's first call passed on its own bucket and its second was throttled; after the change
+        # only the demo group is still throttled
+        assert first_round == ["OK", "ThrottlingException", "OK", "ThrottlingException"]
+        assert second_round == ["ThrottlingException", "OK"]
+        assert [(row["target"], row["element"]["itemId"]) for row in emulator.records("items")] == [
+            (ITEMS, "i-1"),
+            (shop_items, "i-1"),
+            (shop_items, "i-3"),
+        ]
 
 
 def test_throttling_can_answer_429_which_boto3_also_retries(boto3_session: Any) -> None:

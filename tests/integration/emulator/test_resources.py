@@ -64,7 +64,11 @@ def test_unknown_target_is_resource_not_found(
         getattr(client, method)(**request_members)
 
     # THEN it is answered 404 ResourceNotFoundException (for PutEvents too: an assumption, see docs/emulator.md)
+    # with a message naming the target botocore parsed
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    target = request_members.get("trackingId") or request_members["datasetArn"]
+    assert refused.value.response["Error"]["Message"].startswith("Could not find")
+    assert target in refused.value.response["Error"]["Message"]
     assert sum(emulator.counts().values()) == 0
 
 
@@ -196,12 +200,14 @@ def test_dataset_group_in_use_answers_resource_in_use(shop: tuple[EmulatorHandle
             datasetArn="arn:aws:personalize:us-east-1:123456789012:dataset/building/USERS", users=[{"userId": "u"}]
         )
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert refused.value.response["Error"]["Message"] == "Dataset group building is not ACTIVE"
 
 
 def test_toml_config_with_quota_override(tmp_path: Path) -> None:
-    # GIVEN a TOML config with one group and its own PutItems quota
+    # GIVEN a TOML config with one group and its own PutItems quota, and no clock-skew check
     path = tmp_path / "emulator.toml"
     path.write_text(
+        "maxClockSkewSeconds = 0\n\n"
         '[[datasetGroups]]\nname = "solo"\ntrackingId = "solo-tracker"\n\n[datasetGroups.quotas]\nPutItems = 2.5\n'
     )
 
@@ -212,3 +218,4 @@ def test_toml_config_with_quota_override(tmp_path: Path) -> None:
     assert [group.name for group in config.groups] == ["solo"]
     assert config.groups[0].tracking_id == "solo-tracker"
     assert config.groups[0].quotas == {"PutItems": 2.5}
+    assert config.max_clock_skew_s == 0

@@ -55,6 +55,47 @@ def test_request_not_correctly_signed_is_refused(
     assert [(call["status"], call["errorCode"]) for call in emulator.calls()] == [(403, code)]
 
 
+@pytest.mark.parametrize(
+    ("offset_s", "message"),
+    [(-10 * 60, "Signature expired"), (10 * 60, "Signature not yet current")],
+    ids=["signed 10 minutes ago", "signed 10 minutes ahead"],
+)
+def test_signature_outside_the_5_minute_window_is_refused(
+    emulator: EmulatorHandle, offset_s: float, message: str
+) -> None:
+    # GIVEN a PutItems request correctly signed, but by a client whose clock is 10 minutes off
+    # WHEN it is posted
+    answer = raw_post(emulator.url, "/items", ITEMS_BODY, signed_offset_s=offset_s)
+
+    # THEN it is refused as AWS refuses a replayed or mistimed signature, and nothing is stored
+    assert (answer.status, answer.error_code) == (403, "InvalidSignatureException")
+    assert answer.body["message"].startswith(message)
+    assert emulator.counts()["items"] == 0
+
+
+def test_signature_within_the_5_minute_window_is_accepted(emulator: EmulatorHandle) -> None:
+    # GIVEN a PutItems request signed by a client whose clock is 3 minutes behind
+    # WHEN it is posted
+    answer = raw_post(emulator.url, "/items", ITEMS_BODY, signed_offset_s=-3 * 60)
+
+    # THEN it is accepted
+    assert answer.status == 200
+    assert emulator.elements("items") == ITEMS_BODY["items"]
+
+
+def test_clock_skew_check_can_be_disabled_for_frozen_clocks() -> None:
+    # GIVEN an emulator configured without the clock-skew check (tests that freeze time)
+    config = default_config()
+    config.max_clock_skew_s = 0
+    with running_emulator(config) as emulator:
+        # WHEN a request signed an hour ago is posted
+        answer = raw_post(emulator.url, "/items", ITEMS_BODY, signed_offset_s=-3600)
+
+        # THEN it is accepted: the signature itself is still verified
+        assert answer.status == 200
+        assert emulator.elements("items") == ITEMS_BODY["items"]
+
+
 def test_correctly_signed_raw_request_is_accepted(emulator: EmulatorHandle) -> None:
     # GIVEN the same request correctly signed by a generic SigV4 signer
     # WHEN it is posted

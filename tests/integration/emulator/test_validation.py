@@ -49,6 +49,8 @@ EVENT_CASES = [
         {"eventList": [event(properties=json.dumps(json.dumps({"rating": 5})))]},
         "double-encoded",
     ),
+    # NOTE: Python's json module would accept NaN; JSON (RFC 8259) has no such value.
+    ("properties with NaN", {"eventList": [event(properties='{"rating": NaN}')]}, "not valid JSON"),
     ("forbidden key userId", {"eventList": [event(properties='{"userId": "u"}')]}, "reserved"),
     ("forbidden key any case", {"eventList": [event(properties='{"EVENTTYPE": "x"}')]}, "EVENTTYPE"),
     ("forbidden key impression", {"eventList": [event(properties='{"Impression": "i"}')]}, "reserved"),
@@ -56,6 +58,12 @@ EVENT_CASES = [
         "attribution source not printable",
         {"eventList": [event(metricAttribution={"eventAttributionSource": "\t"})]},
         "eventAttributionSource",
+    ),
+    (
+        # The model's pattern ends in $, which (ECMAScript) does not match before a final newline.
+        "attribution source ends in a newline",
+        {"eventList": [event(metricAttribution={"eventAttributionSource": "source 1\n"})]},
+        "eventAttributionSource: must match pattern",
     ),
     (
         "attribution source too long",
