@@ -209,7 +209,9 @@ class Feeder:
     def _to_s3(self, selection: SampleLines, bucket: str, prefix: str) -> list[SentRecord]:
         entity = ENTITIES[selection.sample.entity]
         name = selection.sample.name
-        key = f"{prefix}demo-{name}"
+        # NOTE: S3 notifications carry keys URL-encoded (a space as "+"); a space and a "+" in every demo key make
+        # a function that forgets to decode them (or decodes "+" wrongly) miss its object, which the report shows.
+        key = f"{prefix}demo run+{name}"
         lines = ([selection.header] if selection.header is not None else []) + [
             line for _, line in selection.lines
         ]

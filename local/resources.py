@@ -67,7 +67,7 @@ def _create_queue(sqs: SQSClient, queue: QueueSpec, time_scale: float) -> None:
         attributes["ContentBasedDeduplication"] = str(queue.content_based_deduplication).lower()
     if queue.dead_letter_arn is not None:
         attributes["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": queue.dead_letter_arn, "maxReceiveCount": queue.max_receive_count or 1}
+            {"deadLetterTargetArn": queue.dead_letter_arn, "maxReceiveCount": queue.max_receive_count}
         )
     url = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
     if url != queue.url:

@@ -198,6 +198,9 @@ def _queue(resolver: Resolver, logical_id: str) -> QueueSpec:
     redrive = props.get("RedrivePolicy") or {}
     if isinstance(redrive, str):
         redrive = json.loads(redrive)
+    if ("deadLetterTargetArn" in redrive) != ("maxReceiveCount" in redrive):
+        # NOTE: SQS requires both keys of a redrive policy; the local run must not invent a maxReceiveCount.
+        raise TemplateError(f"{logical_id}: RedrivePolicy needs both deadLetterTargetArn and maxReceiveCount")
     return QueueSpec(
         logical_id=logical_id,
         name=physical.attributes["QueueName"],

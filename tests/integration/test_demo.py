@@ -175,3 +175,77 @@ def test_ctrl_c_stops_every_process_the_demo_started(
     while [pid for pid in pids if _alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in pids if _alive(pid)] == []
+
+
+def test_records_in_none_of_the_places_fail_the_demo_with_their_entity_named(
+    template_path: Path, tmp_path: Path, demo_environment: dict[str, str]
+) -> None:
+    # GIVEN the synthesized template with the actions function's handler missing and no redrive on any queue, so
+    # actions are neither delivered, nor rejected, nor ever dead-lettered
+    template = json.loads(template_path.read_text())
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        if properties.get("Handler") == "actions.handler.lambda_handler":
+            properties["Handler"] = "actions.handler.no_such_handler"
+        properties.pop("RedrivePolicy", None)
+    broken_template = tmp_path / f"{STACK}.template.json"
+    broken_template.write_text(json.dumps(template))
+    report_path = tmp_path / "report.json"
+
+    # WHEN the demo runs with a short drain timeout
+    result = subprocess.run(
+        _demo_command(broken_template, tmp_path / "run", "--timeout", "10", "--json", str(report_path)),
+        cwd=REPO_ROOT,
+        env=demo_environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    # THEN it fails, the actions are reported unaccounted, the other entities are fine, and no process is left
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]
+    report = json.loads(report_path.read_text())
+    assert not report["ok"] and not report["drained"]
+    rows = {row["entity"]: row for row in report["rows"]}
+    assert rows["actions"]["delivered"] == 0
+    assert len(rows["actions"]["unaccounted"]) == rows["actions"]["sent"] > 0
+    assert all(row["unaccounted"] == [] for entity, row in rows.items() if entity != "actions")
+    assert "FAILED" in result.stdout
+    assert [pid for pid in report["pids"] if _alive(pid)] == []
+
+
+def test_a_template_error_after_the_servers_started_stops_them_and_names_the_resource(
+    template_path: Path, tmp_path: Path, demo_environment: dict[str, str]
+) -> None:
+    # GIVEN the synthesized template with a function variable imported from another stack, which only shows once
+    # moto is running and the stack is read
+    template = json.loads(template_path.read_text())
+    function = next(
+        resource
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and resource["Properties"].get("Handler") == "items.handler.lambda_handler"
+    )
+    function["Properties"]["Environment"]["Variables"]["SHARED"] = {"Fn::ImportValue": "SharedValue"}
+    broken_template = tmp_path / f"{STACK}.template.json"
+    broken_template.write_text(json.dumps(template))
+    run_dir = tmp_path / "run"
+
+    # WHEN the demo runs
+    result = subprocess.run(
+        _demo_command(broken_template, run_dir),
+        cwd=REPO_ROOT,
+        env=demo_environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # THEN it exits with the template error's status and message, and the server it had started is gone
+    assert result.returncode == 2, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Fn::ImportValue" in result.stderr
+    pids = _started_pids(run_dir)
+    assert pids
+    assert [pid for pid in pids if _alive(pid)] == []

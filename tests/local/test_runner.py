@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
@@ -245,3 +246,170 @@ def test_a_function_running_past_its_timeout_fails_the_invocation_and_the_next_o
     local_run.sqs.send_message(QueueUrl=local_run.url("Queue"), MessageBody=json.dumps({"id": "after"}))
     handled = wait_for(lambda: local_run.receive_all("SinkQueue"))
     assert [report["id"] for report in handled] == ["after"]
+
+
+@pytest.fixture
+def kinesis_mapping(request: pytest.FixtureRequest, template: dict[str, Any]) -> dict[str, Any]:
+    """The hand-made Kinesis mapping with the test's settings (``request.param``) written into the template."""
+    properties: dict[str, Any] = template["Resources"]["ProbeKinesisMapping"]["Properties"]
+    properties.update(request.param)
+    return properties
+
+
+@pytest.mark.parametrize(
+    ("kinesis_mapping", "batch_sizes"),
+    [
+        ({"BatchSize": 2, "MaximumBatchingWindowInSeconds": 1}, [2, 2, 2, 2, 1]),
+        ({"BatchSize": 10, "MaximumBatchingWindowInSeconds": 1}, [5, 5, 5, 5, 5]),
+    ],
+    indirect=["kinesis_mapping"],
+)
+def test_kinesis_batch_size_and_batching_window_are_the_templates(
+    kinesis_mapping: dict[str, Any], local_run: LocalRun, batch_sizes: list[int]
+) -> None:
+    # GIVEN a mapping whose BatchSize and batching window come from the template, and five records put at once
+    assert local_run.stack.mappings["ProbeKinesisMapping"].batch_size == kinesis_mapping["BatchSize"]
+    local_run.put_records(*({"id": f"b{n}"} for n in range(5)))
+
+    # WHEN all five have been handled
+    reports: list[dict[str, Any]] = []
+    wait_for(lambda: reports.extend(local_run.receive_all("SinkQueue")) or len(reports) >= 5)
+
+    # THEN each invocation carried as many records as the template's BatchSize allows, in order
+    by_id = {report["id"]: report["batchSize"] for report in reports}
+    assert [by_id[f"b{n}"] for n in range(5)] == batch_sizes
+
+
+@pytest.mark.parametrize(
+    "kinesis_mapping", [{"MaximumRetryAttempts": 0}, {"MaximumRetryAttempts": 3}], indirect=True
+)
+def test_kinesis_retries_are_the_templates_maximum_retry_attempts(
+    kinesis_mapping: dict[str, Any], local_run: LocalRun
+) -> None:
+    # GIVEN a record the function always reports failed, followed by one it handles
+    local_run.put_records({"id": "f1", "fail": True}, {"id": "f2"})
+
+    # WHEN the retries are spent
+    [invocation_record] = wait_for(lambda: local_run.receive_all("FailedBatchesQueue"))
+
+    # THEN the batch was sent once plus once per retry the template allows, then reported as exhausted
+    retries = kinesis_mapping["MaximumRetryAttempts"]
+    handled = Counter(report["id"] for report in local_run.receive_all("SinkQueue"))
+    assert handled == Counter({"f2": 1 + retries})
+    assert invocation_record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert invocation_record["KinesisBatchInfo"]["batchSize"] == 2
+
+
+@pytest.mark.parametrize(
+    "kinesis_mapping", [{"BisectBatchOnFunctionError": False, "MaximumRetryAttempts": 0}], indirect=True
+)
+def test_kinesis_without_bisect_sends_the_whole_failed_batch_to_the_on_failure_destination(
+    kinesis_mapping: dict[str, Any], local_run: LocalRun
+) -> None:
+    # GIVEN four records, the second of which makes the function raise, and bisect off in the template
+    sequence_numbers = local_run.put_records({"id": "y1"}, {"id": "y2", "raise": True}, {"id": "y3"}, {"id": "y4"})
+
+    # WHEN the only attempt has failed
+    [invocation_record] = wait_for(lambda: local_run.receive_all("FailedBatchesQueue"))
+
+    # THEN the whole batch, not just the poison record, is at the on-failure destination
+    batch = invocation_record["KinesisBatchInfo"]
+    assert (batch["startSequenceNumber"], batch["endSequenceNumber"], batch["batchSize"]) == (
+        sequence_numbers[0],
+        sequence_numbers[-1],
+        4,
+    )
+
+
+@pytest.fixture
+def without_batch_item_failures(template: dict[str, Any]) -> None:
+    del template["Resources"]["ProbeQueueMapping"]["Properties"]["FunctionResponseTypes"]
+
+
+@pytest.mark.usefixtures("without_batch_item_failures")
+def test_sqs_without_report_batch_item_failures_deletes_the_whole_batch_of_a_successful_invocation(
+    local_run: LocalRun,
+) -> None:
+    # GIVEN a mapping without ReportBatchItemFailures, and a message the function reports as failed
+    assert not local_run.stack.mappings["ProbeQueueMapping"].report_batch_item_failures
+    for body in ({"id": "a"}, {"id": "b", "fail": True}):
+        local_run.sqs.send_message(QueueUrl=local_run.url("Queue"), MessageBody=json.dumps(body))
+
+    # WHEN the source queue is empty again
+    wait_for(lambda: local_run.queue_depth("Queue") == 0)
+
+    # THEN the item failure was ignored (as Lambda ignores the response): nothing came back or reached the DLQ
+    assert local_run.receive_all("DeadLetterQueue") == []
+    assert [report["id"] for report in local_run.receive_all("SinkQueue")] == ["a"]
+
+
+def test_s3_notifications_wired_by_the_template_reach_the_queue_with_url_encoded_keys(local_run: LocalRun) -> None:
+    # GIVEN the template's notification of the ingest bucket (prefix probe/) and keys S3 must URL-encode
+    s3 = boto3.client("s3")
+    bucket = local_run.stack.buckets["IngestBucket"].name
+    keys = ["probe/two words+plus é.json", "other/not notified.json"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+
+    # WHEN the function behind the notified queue has handled the notification
+    [report] = wait_for(lambda: local_run.receive_all("SinkQueue"))
+
+    # THEN only the object under the prefix was notified, its key URL-encoded as S3 does (space as +)
+    notified_key = report["id"].removeprefix("s3:")
+    assert notified_key != keys[0]
+    assert unquote_plus(notified_key) == keys[0]
+
+
+@pytest.mark.parametrize(
+    "kinesis_mapping", [{"MaximumRetryAttempts": -1, "MaximumRecordAgeInSeconds": 1}], indirect=True
+)
+def test_kinesis_retries_without_limit_end_when_the_batch_is_older_than_the_templates_record_age(
+    kinesis_mapping: dict[str, Any], local_run: LocalRun
+) -> None:
+    # GIVEN unlimited retries, a record age of 1 s (below AWS's minimum; the runner takes the template's value as
+    # it is) and a record the function always reports failed
+    [sequence_number] = local_run.put_records({"id": "old", "fail": True})
+
+    # WHEN the record has grown older than the limit while being retried
+    [invocation_record] = wait_for(lambda: local_run.receive_all("FailedBatchesQueue"))
+
+    # THEN it is at the on-failure destination for its age, after more than one attempt
+    assert invocation_record["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert invocation_record["requestContext"]["approximateInvokeCount"] > 1
+    assert invocation_record["KinesisBatchInfo"]["startSequenceNumber"] == sequence_number
+
+
+@pytest.fixture
+def queue_mapping(request: pytest.FixtureRequest, template: dict[str, Any]) -> dict[str, Any]:
+    """The hand-made SQS mapping with the test's settings (``request.param``) written into the template."""
+    properties: dict[str, Any] = template["Resources"]["ProbeQueueMapping"]["Properties"]
+    properties.update(request.param)
+    return properties
+
+
+@pytest.mark.parametrize(
+    ("queue_mapping", "batch_sizes"),
+    [
+        ({"BatchSize": 1, "MaximumBatchingWindowInSeconds": 1}, [1, 1, 1]),
+        ({"BatchSize": 10, "MaximumBatchingWindowInSeconds": 1}, [3, 3, 3]),
+    ],
+    indirect=["queue_mapping"],
+)
+def test_sqs_batch_size_and_batching_window_are_the_templates(
+    queue_mapping: dict[str, Any], local_run: LocalRun, batch_sizes: list[int]
+) -> None:
+    # GIVEN an SQS mapping whose BatchSize and batching window come from the template, and three messages
+    assert local_run.stack.mappings["ProbeQueueMapping"].batch_size == queue_mapping["BatchSize"]
+    # NOTE: S3 sent an s3:TestEvent to this queue when the notification was configured; it must not share a batch.
+    wait_for(lambda: local_run.queue_depth("Queue") == 0)
+    local_run.sqs.send_message_batch(
+        QueueUrl=local_run.url("Queue"),
+        Entries=[{"Id": str(n), "MessageBody": json.dumps({"id": f"m{n}"})} for n in range(3)],
+    )
+
+    # WHEN all three have been handled
+    reports: list[dict[str, Any]] = []
+    wait_for(lambda: reports.extend(local_run.receive_all("SinkQueue")) or len(reports) >= 3)
+
+    # THEN each invocation carried as many messages as the template's BatchSize allows
+    assert sorted(report["batchSize"] for report in reports) == batch_sizes

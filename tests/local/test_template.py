@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -123,3 +124,13 @@ def test_a_json_file_without_resources_is_not_a_template(tmp_path: Path) -> None
     # WHEN / THEN it is refused
     with pytest.raises(TemplateError, match="not a CloudFormation template"):
         load_template(path)
+
+
+def test_a_redrive_policy_without_max_receive_count_is_refused_rather_than_guessed(template: dict) -> None:
+    # GIVEN the hand-made template with a redrive policy that names a DLQ but no maxReceiveCount
+    broken = copy.deepcopy(template)
+    del broken["Resources"]["Queue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+
+    # WHEN / THEN reading the stack fails naming the queue
+    with pytest.raises(TemplateError, match="Queue: RedrivePolicy"):
+        read_stack(broken, ACCOUNT)

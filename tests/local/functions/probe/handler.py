@@ -2,7 +2,8 @@
 
 A record (SQS body or Kinesis data) is JSON: ``{"id": ..., "fail": true}`` is reported as a batch item failure,
 ``{"raise": true}`` fails the whole invocation, ``{"sleep": seconds}`` sleeps first. Every record handled without
-failure is sent to ``SINK_QUEUE_URL`` with the function's name, the context's remaining time and its environment.
+failure is sent to ``SINK_QUEUE_URL`` with the function's name, the size of its batch, the context's remaining time
+and its environment. An S3 notification is reported per object as ``{"id": "s3:<key as notified>"}``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             identifier = record["messageId"]
             body = json.loads(record["body"])
         if "id" not in body:
-            continue  # e.g. the s3:TestEvent S3 sends when notifications are configured
+            # An S3 notification (or the s3:TestEvent S3 sends when notifications are configured): report the
+            # keys exactly as notified, still URL-encoded.
+            body = {"id": " ".join(f"s3:{r['s3']['object']['key']}" for r in body.get("Records", []))}
+            if body["id"] == "":
+                continue
         time.sleep(body.get("sleep", 0))
         if body.get("raise"):
             raise RuntimeError(f"record {body['id']} asked to fail the invocation")
@@ -37,6 +42,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         report = {
             "id": body["id"],
             "function": context.function_name,
+            "batchSize": len(event["Records"]),
             "remainingMs": context.get_remaining_time_in_millis(),
             "environment": dict(os.environ),
             "attributes": record.get("attributes", {}),
