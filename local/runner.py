@@ -61,6 +61,8 @@ KINESIS_BACKOFF_MAX_S = 60.0
 exponential from 1 s, capped at 60 s), multiplied by the local time scale."""
 GRACE_S = 1.0
 """Time allowed beyond the function timeout for the response to arrive before the worker is killed."""
+INIT_TIMEOUT_S = 10.0
+"""Lambda's limit on the init phase (imports at cold start), which does not count towards the timeout."""
 
 
 @dataclass
@@ -115,6 +117,10 @@ def lambda_environment(
     return env
 
 
+class WorkerInitError(RuntimeError):
+    """The worker's init phase (importing the handler) did not finish within Lambda's init limit."""
+
+
 class FunctionWorker:
     """One function's worker process; invocations are serialised (one execution environment)."""
 
@@ -147,13 +153,21 @@ class FunctionWorker:
         os.close(write_fd)
         self._responses = os.fdopen(read_fd, "r", encoding="utf-8")
         self.cold_starts += 1
+        self._process = process
+        ready, _, _ = select.select([self._responses], [], [], INIT_TIMEOUT_S)
+        if not ready or not self._responses.readline():
+            self.stop()
+            raise WorkerInitError(f"init did not finish within {INIT_TIMEOUT_S:g} seconds")
         return process
 
     def invoke(self, event: Mapping[str, Any]) -> Invocation:
         """Invoke the handler with ``event``; kill the worker if it runs past the function's timeout."""
         with self._lock:
             if self._process is None or self._process.poll() is not None:
-                self._process = self._start()
+                try:
+                    self._process = self._start()
+                except WorkerInitError as exc:
+                    return Invocation(error=f"Runtime.InitError: {exc}")
             process = self._process
             assert process.stdin is not None
             request_id = str(uuid.uuid4())

@@ -52,6 +52,10 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # an init error fails every invocation, as on Lambda
         traceback.print_exc()
         init_error = {"errorType": "Runtime.ImportModuleError", "errorMessage": f"{type(exc).__name__}: {exc}"}
+    # NOTE: Lambda runs the init phase (imports) under its own limit, before the invocation's timeout starts;
+    # telling the runner when init is over keeps a slow cold start from eating the function's timeout.
+    responses.write(json.dumps({"initDone": True}) + "\n")
+    responses.flush()
 
     for line in sys.stdin:
         request = json.loads(line)

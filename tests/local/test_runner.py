@@ -249,6 +249,25 @@ def test_a_function_running_past_its_timeout_fails_the_invocation_and_the_next_o
 
 
 @pytest.fixture
+def slow_init(template: dict[str, Any]) -> None:
+    """The probe function spends 3 s importing: longer than its 2 s timeout."""
+    template["Resources"]["ProbeFunction"]["Properties"]["Environment"]["Variables"]["INIT_SLEEP"] = "3"
+
+
+def test_a_cold_start_slower_than_the_timeout_does_not_time_out_the_invocation(
+    slow_init: None, local_run: LocalRun
+) -> None:
+    # GIVEN a function whose import takes longer than its timeout (Lambda gives init its own limit)
+    # WHEN a message arrives
+    local_run.sqs.send_message(QueueUrl=local_run.url("Queue"), MessageBody=json.dumps({"id": "cold"}))
+
+    # THEN the invocation runs after init, within its own timeout, and the record is handled
+    handled = wait_for(lambda: local_run.receive_all("SinkQueue"))
+    assert [report["id"] for report in handled] == ["cold"]
+    assert local_run.receive_all("DeadLetterQueue") == []
+
+
+@pytest.fixture
 def kinesis_mapping(request: pytest.FixtureRequest, template: dict[str, Any]) -> dict[str, Any]:
     """The hand-made Kinesis mapping with the test's settings (``request.param``) written into the template."""
     properties: dict[str, Any] = template["Resources"]["ProbeKinesisMapping"]["Properties"]

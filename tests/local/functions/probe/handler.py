@@ -16,6 +16,9 @@ from typing import Any
 
 import boto3
 
+# A slow cold start on demand (INIT_SLEEP seconds of import time), to show init does not count towards the timeout.
+time.sleep(float(os.environ.get("INIT_SLEEP", "0")))
+
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     sqs = boto3.client("sqs")
