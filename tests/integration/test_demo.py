@@ -68,6 +68,16 @@ def _demo_command(template_path: Path, run_dir: Path, *extra: str) -> list[str]:
     ]
 
 
+def _run_demo(
+    template_path: Path, run_dir: Path, env: dict[str, str], *extra: str, timeout_s: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m local.demo`` on ``template_path`` with the smoke test's record limit; never raises."""
+    command = _demo_command(template_path, run_dir, *extra)
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,15 +115,7 @@ def test_demo_accounts_for_every_record_and_leaves_no_process(
     report_path = tmp_path / "report.json"
 
     # WHEN the demo runs
-    result = subprocess.run(
-        _demo_command(template_path, tmp_path / "run", "--json", str(report_path)),
-        cwd=REPO_ROOT,
-        env=demo_environment,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = _run_demo(template_path, tmp_path / "run", demo_environment, "--json", str(report_path))
 
     # THEN it succeeds and its report accounts for every record: valid ones delivered, broken ones rejected
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -193,14 +195,8 @@ def test_records_in_none_of_the_places_fail_the_demo_with_their_entity_named(
     report_path = tmp_path / "report.json"
 
     # WHEN the demo runs with a short drain timeout
-    result = subprocess.run(
-        _demo_command(broken_template, tmp_path / "run", "--timeout", "10", "--json", str(report_path)),
-        cwd=REPO_ROOT,
-        env=demo_environment,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    result = _run_demo(
+        broken_template, tmp_path / "run", demo_environment, "--timeout", "10", "--json", str(report_path)
     )
 
     # THEN it fails, the actions are reported unaccounted, the other entities are fine, and no process is left
@@ -233,15 +229,7 @@ def test_a_template_error_after_the_servers_started_stops_them_and_names_the_res
     run_dir = tmp_path / "run"
 
     # WHEN the demo runs
-    result = subprocess.run(
-        _demo_command(broken_template, run_dir),
-        cwd=REPO_ROOT,
-        env=demo_environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _run_demo(broken_template, run_dir, demo_environment, timeout_s=120)
 
     # THEN it exits with the template error's status and message, and the server it had started is gone
     assert result.returncode == 2, result.stdout[-4000:] + result.stderr[-4000:]
