@@ -18,7 +18,8 @@ import pytest
 
 from emulator.config import DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle
-from personalize_ingest.pipeline import LANES_PER_WORKER, S3_CHUNK_ROWS, IngestIncomplete
+from personalize_ingest.pipeline import IngestIncomplete
+from personalize_ingest.s3stage import LANES_PER_WORKER, S3_CHUNK_ROWS
 from tests.support import factories as f
 
 PLENTY_MS = 600_000
