@@ -15,11 +15,20 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from personalize_ingest.contract import (
+    CALLS_PER_SECOND,
+    DATASET_ARN_PATTERN,
+    DEADLINE_MARGIN_MS,
+    DEFAULT_EVENT_TYPE,
+    MAX_ATTEMPTS,
+    MAX_CONCURRENT_CALLS,
+    REJECTS_QUEUE_URL,
+    TRACKING_ID_PATTERN,
+)
 from personalize_ingest.entities import Entity
 
 T = TypeVar("T", int, float)
@@ -27,10 +36,6 @@ T = TypeVar("T", int, float)
 
 class ConfigurationError(Exception):
     """The function is misconfigured: no record is touched, the whole invocation fails."""
-
-
-_DATASET_ARN = re.compile(r"^arn:[a-z\d-]+:personalize:[a-z\d-]+:\d{12}:dataset/[^/]+/(?P<type>[A-Z_]+)$")
-_TRACKING_ID = re.compile(r"^[A-Za-z\d][A-Za-z\d-]{0,255}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +65,14 @@ class Settings:
         if not target:
             raise ConfigurationError(f"{entity.target_variable} is not set; the {entity.name} function needs it")
         if entity.dataset_type is not None:
-            match = _DATASET_ARN.match(target)
+            match = DATASET_ARN_PATTERN.match(target)
             if match is None or match.group("type") != entity.dataset_type:
                 raise ConfigurationError(
                     f"{entity.target_variable} must be a dataset ARN of type {entity.dataset_type} "
                     f"(arn:aws:personalize:<region>:<account>:dataset/<group>/{entity.dataset_type}), "
                     f"got {target!r}"
                 )
-        elif not _TRACKING_ID.match(target):
+        elif not TRACKING_ID_PATTERN.match(target):
             raise ConfigurationError(
                 f"{entity.target_variable} must be an event tracker's tracking id (letters, digits and '-', "
                 f"at most 256 characters), got {target!r}"
@@ -75,12 +80,12 @@ class Settings:
         return cls(
             entity=entity,
             target=target,
-            rejects_queue_url=env.get("REJECTS_QUEUE_URL", "").strip() or None,
-            max_concurrent_calls=_number(env, "MAX_CONCURRENT_CALLS", 8, int, minimum=1),
-            max_attempts=_number(env, "MAX_ATTEMPTS", 4, int, minimum=1),
-            calls_per_second=_number(env, "CALLS_PER_SECOND", entity.default_calls_per_second, float, minimum=0),
-            deadline_margin_ms=_number(env, "DEADLINE_MARGIN_MS", 5000, int, minimum=0),
-            default_event_type=env.get("DEFAULT_EVENT_TYPE", "").strip() or None,
+            rejects_queue_url=env.get(REJECTS_QUEUE_URL, "").strip() or None,
+            max_concurrent_calls=_number(env, MAX_CONCURRENT_CALLS, 8, int, minimum=1),
+            max_attempts=_number(env, MAX_ATTEMPTS, 4, int, minimum=1),
+            calls_per_second=_number(env, CALLS_PER_SECOND, entity.default_calls_per_second, float, minimum=0),
+            deadline_margin_ms=_number(env, DEADLINE_MARGIN_MS, 5000, int, minimum=0),
+            default_event_type=env.get(DEFAULT_EVENT_TYPE, "").strip() or None,
         )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from personalize_ingest.contract import RESULTS_PREFIX
 from personalize_ingest.model import Rejection
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
     from personalize_ingest.sources import ObjectRef
 
-RESULTS_PREFIX = "results/"
 MAX_REJECT_SAMPLES = 10
 
 COMPLETE = "complete"
