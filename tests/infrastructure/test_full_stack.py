@@ -9,31 +9,26 @@ import pytest
 from aws_cdk.assertions import Match
 from cfnlint.api import ManualArgs, lint_file
 
-from infrastructure.config import parse
+from infrastructure.config_source import parse
 from infrastructure.entity_pipeline import pascal
+from personalize_ingest import contract
 from personalize_ingest.config import Settings
 from personalize_ingest.entities import ENTITIES
 from personalize_ingest.observability import emit_metrics
 from personalize_ingest.outcome import Tally
-from tests.infrastructure.conftest import ROOT, Synthesized, sample_context
+from tests.infrastructure.conftest import Synthesized, sample_context
 
 SAMPLE = parse(sample_context()["personalize"])
 BY_NAME = {e.entity.name: e for e in SAMPLE.entities}
 CONTRACT_VARIABLES = {
-    "REJECTS_QUEUE_URL",
-    "MAX_CONCURRENT_CALLS",
-    "MAX_ATTEMPTS",
-    "CALLS_PER_SECOND",
-    "DEADLINE_MARGIN_MS",
-    "POWERTOOLS_METRICS_NAMESPACE",
-    "POWERTOOLS_SERVICE_NAME",
+    contract.REJECTS_QUEUE_URL,
+    contract.MAX_CONCURRENT_CALLS,
+    contract.MAX_ATTEMPTS,
+    contract.CALLS_PER_SECOND,
+    contract.DEADLINE_MARGIN_MS,
+    contract.METRICS_NAMESPACE,
+    contract.SERVICE_NAME,
 }
-
-PINNED_POWERTOOLS = next(
-    line.split("==")[1].strip()
-    for line in (ROOT / "requirements.txt").read_text().splitlines()
-    if line.startswith("aws-lambda-powertools")
-)
 
 
 def getatt(logical_id: str) -> dict[str, Any]:
@@ -67,7 +62,8 @@ def test_function_runtime_handler_layer_and_environment(full: Synthesized, entit
     function_id = full.logical_id("AWS::Lambda::Function", entity, "function")
     function = full.raw["Resources"][function_id]["Properties"]
 
-    # THEN it runs the entity's handler from the shared asset on arm64 with the Powertools layer of its region
+    # THEN it runs the entity's handler from the shared asset on arm64, with no layer (Powertools is bundled)
+    # and no reserved concurrency (the sample fits any account)
     full.template.has_resource_properties(
         "AWS::Lambda::Function",
         {
@@ -76,12 +72,10 @@ def test_function_runtime_handler_layer_and_environment(full: Synthesized, entit
             "Architectures": ["arm64"],
             "MemorySize": config.function.memory_mb,
             "Timeout": config.function.timeout_s,
-            "ReservedConcurrentExecutions": config.function.reserved_concurrency,
+            "ReservedConcurrentExecutions": Match.absent(),
             "TracingConfig": {"Mode": "Active"},
             "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
-            # The sample names no layer version: CloudFormation resolves Powertools' SSM public parameter of the
-            # release pinned in requirements.txt, in the region it deploys to.
-            "Layers": [f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.14/{PINNED_POWERTOOLS}}}}}"],
+            "Layers": Match.absent(),
         },
     )
     # AND its environment is exactly the runtime's contract
