@@ -23,7 +23,7 @@ from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from infrastructure.concurrency import account_requirement  # noqa: E402
 from infrastructure.config import CONTEXT_KEY, IngestConfig  # noqa: E402
-from infrastructure.config_source import FILE_CONTEXT_KEY, ConfigError, load  # noqa: E402
+from infrastructure.config_loader import FILE_CONTEXT_KEY, ConfigError, load  # noqa: E402
 from infrastructure.stack import DEFAULT_STACK_NAME, PersonalizeIngestStack, RegionError  # noqa: E402
 
 

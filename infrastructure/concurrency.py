@@ -73,9 +73,9 @@ class ConcurrencyBudget:
         """``kinesis 4 shards x parallelizationFactor 1 = 4 + sqs maxConcurrency 2 = 6``."""
         terms = []
         if self.kinesis_shards is not None:
-            shards = (
-                f"{self.kinesis_shards} {'on-demand shards (maxShards)' if self.kinesis_on_demand else 'shards'}"
-            )
+            plural = "" if self.kinesis_shards == 1 else "s"
+            kind = f"on-demand shard{plural} (maxShards)" if self.kinesis_on_demand else f"shard{plural}"
+            shards = f"{self.kinesis_shards} {kind}"
             terms.append(
                 f"kinesis {shards} x parallelizationFactor {self.parallelization_factor} = {self.kinesis_pollers}"
             )

@@ -3,7 +3,7 @@
 Each key is one field: its type and range in the annotation, its default, its camelCase name as the alias. Rules
 that tie keys together (the concurrency and rate arithmetic, FIFO limits) are validators on the model that owns
 the keys. Every error names the offending key by its full path (``personalize.entities.items.datasetArn``), the
-form that was expected and what was received (infrastructure/config_source.py turns pydantic's errors into such
+form that was expected and what was received (infrastructure/config_loader.py turns pydantic's errors into such
 messages). pydantic never reaches the Lambda bundle: the functions read their environment (personalize_ingest).
 
 Adding a key is one field on the model it belongs to (docs/deploy.md, "Configuration reference", lists them).
@@ -11,15 +11,24 @@ Adding a key is one field on the model it belongs to (docs/deploy.md, "Configura
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, model_validator
 
 from infrastructure.concurrency import ConcurrencyBudget
+from infrastructure.config_fields import (
+    LOG_RETENTION,
+    Schema,
+    integer,
+    invalid,
+    matching,
+    number,
+    one_of,
+    show,
+)
+from infrastructure.config_sources import KinesisSource, S3Source, Sources, SqsSource
 from personalize_ingest.contract import DATASET_ARN_PATTERN, TRACKING_ID_PATTERN
 from personalize_ingest.entities import ACTION_INTERACTIONS, ACTIONS, ENTITIES, EVENTS, ITEMS, USERS, Entity
 
@@ -34,228 +43,11 @@ DEFAULT_QUOTA_PER_SECOND = {
     "users": 10.0,
     "actions": 10.0,
 }
-ON_DEMAND_START_SHARDS = 4
-"""Shards an on-demand stream starts with (4 MB/s of writes): the default bound of its pollers."""
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9._/#:-]{1,255}$")
 TOPIC_ARN_PATTERN = re.compile(r"^arn:[a-z\d-]+:sns:(?P<region>[a-z\d-]+):\d{12}:[A-Za-z0-9_-]{1,256}$")
-
-# CloudWatch Logs accepts only these retention values (days), named as aws_logs.RetentionDays names them.
-LOG_RETENTION_NAMES = dict(
-    zip(
-        (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653),
-        ("ONE_DAY", "THREE_DAYS", "FIVE_DAYS", "ONE_WEEK", "TWO_WEEKS", "ONE_MONTH", "TWO_MONTHS", "THREE_MONTHS",
-         "FOUR_MONTHS", "FIVE_MONTHS", "SIX_MONTHS", "ONE_YEAR", "THIRTEEN_MONTHS", "EIGHTEEN_MONTHS", "TWO_YEARS",
-         "THREE_YEARS", "FIVE_YEARS", "SIX_YEARS", "SEVEN_YEARS", "EIGHT_YEARS", "NINE_YEARS", "TEN_YEARS"),
-        strict=True,
-    )
-)  # fmt: skip
-
-
-def invalid(message: str, at: str = "") -> PydanticCustomError:
-    """A configuration error: ``message`` says what was expected and got; ``at`` is the key path below the
-    model or field that raises it (``function.reservedConcurrency``)."""
-    return PydanticCustomError("personalize_config", "{message}", {"message": message, "at": at})
-
-
-def show(value: object) -> str:
-    """How an error shows the value it received."""
-    text = "nothing" if value is None else json.dumps(value)
-    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
-
-
-# -- field types: the check is part of the annotation --
-
-
-def _checked(check: Callable[[Any], bool], form: str) -> BeforeValidator:
-    def validate(value: Any) -> Any:
-        if not check(value):
-            raise invalid(f"expected {form}, got {show(value)}")
-        return value
-
-    return BeforeValidator(validate)
-
-
-def integer(low: int, high: int) -> BeforeValidator:
-    """An integer from ``low`` to ``high`` (a JSON ``true`` is not 1)."""
-    return _checked(
-        lambda v: not isinstance(v, bool) and isinstance(v, int) and low <= v <= high,
-        f"an integer from {low} to {high}",
-    )
-
-
-def number(low: float, high: float) -> BeforeValidator:
-    """A number from ``low`` to ``high``."""
-    return _checked(
-        lambda v: not isinstance(v, bool) and isinstance(v, int | float) and low <= v <= high,
-        f"a number from {low:g} to {high:g}",
-    )
-
-
-def matching(pattern: re.Pattern[str], form: str) -> BeforeValidator:
-    """A string matching ``pattern``, described as ``form`` in errors."""
-    return _checked(lambda v: isinstance(v, str) and pattern.match(v) is not None, form)
-
-
-def one_of(*choices: object) -> BeforeValidator:
-    """One of ``choices``."""
-    return _checked(lambda v: v in choices, f"one of {', '.join(map(str, choices))}")
-
-
-BOOLEAN = _checked(lambda v: isinstance(v, bool), "true or false")
-LOG_RETENTION = _checked(
-    lambda v: not isinstance(v, bool) and v in LOG_RETENTION_NAMES,
-    f"one of CloudWatch Logs' retention values ({', '.join(map(str, LOG_RETENTION_NAMES))})",
-)
-
-
-def _source_switch(value: Any) -> Any:
-    """A source is ``true`` (its defaults), an object (its settings), or ``false``/absent (not used)."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return {}
-    if isinstance(value, Mapping):
-        return value
-    raise invalid(f"expected true, false or a JSON object, got {show(value)}")
-
-
-SOURCE_SWITCH = BeforeValidator(_source_switch)
-
-
-class Schema(BaseModel):
-    """A JSON object of the configuration: only its declared keys (by their camelCase alias), nothing else."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, validate_default=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            raise invalid(f"expected a JSON object, got {show(data)}")
-        allowed = [field.alias or name for name, field in cls.model_fields.items()]
-        for key in data:
-            if key not in allowed:
-                raise invalid(f"unknown key; expected one of {', '.join(allowed)}", at=str(key))
-        return data
-
-
-# -- sources --
-
-
-class KinesisSource(Schema):
-    """A Kinesis data stream feeding the entity's function."""
-
-    stream_mode: Annotated[str, one_of("ON_DEMAND", "PROVISIONED")] = Field("ON_DEMAND", alias="streamMode")
-    shard_count: Annotated[int | None, integer(1, 10_000)] = Field(None, alias="shardCount")
-    max_shards: Annotated[int | None, integer(1, 10_000)] = Field(None, alias="maxShards")
-    """ON_DEMAND only: the most shards the stream is expected to reach (default 4, what it starts with)."""
-    retention_hours: Annotated[int, integer(24, 8760)] = Field(24, alias="retentionHours")
-    batch_size: Annotated[int, integer(1, 10_000)] = Field(100, alias="batchSize")
-    max_batching_window_s: Annotated[int, integer(0, 300)] = Field(1, alias="maxBatchingWindowSeconds")
-    starting_position: Annotated[str, one_of("LATEST", "TRIM_HORIZON")] = Field("LATEST", alias="startingPosition")
-    parallelization_factor: Annotated[int, integer(1, 10)] = Field(1, alias="parallelizationFactor")
-    # NOTE: -1 (retry until the record expires) would block the shard for the whole retention: refused.
-    retry_attempts: Annotated[int, integer(0, 10_000)] = Field(5, alias="retryAttempts")
-    max_record_age_s: Annotated[int, integer(60, 604_800)] = Field(6 * 3600, alias="maxRecordAgeSeconds")
-
-    @property
-    def on_demand(self) -> bool:
-        return self.stream_mode == "ON_DEMAND"
-
-    @property
-    def shards(self) -> int:
-        """Shards the pollers are counted for: the provisioned count, or the on-demand bound."""
-        if self.on_demand:
-            return self.max_shards or ON_DEMAND_START_SHARDS
-        return self.shard_count or 1
-
-    @property
-    def max_concurrent_invocations(self) -> int:
-        """Lambda runs one poller per shard and parallelization factor: shards x parallelizationFactor."""
-        return self.shards * self.parallelization_factor
-
-    @model_validator(mode="after")
-    def _consistent(self) -> KinesisSource:
-        if self.on_demand and self.shard_count is not None:
-            raise invalid("only for streamMode PROVISIONED (on-demand streams scale; bound them with maxShards)",
-                          "shardCount")  # fmt: skip
-        if not self.on_demand and self.max_shards is not None:
-            raise invalid("only for streamMode ON_DEMAND (a provisioned stream has shardCount)", "maxShards")
-        if self.max_record_age_s > self.retention_hours * 3600:
-            raise invalid(
-                f"expected at most the stream retention ({self.retention_hours * 3600} s = retentionHours x "
-                f"3600), got {self.max_record_age_s}",
-                "maxRecordAgeSeconds",
-            )
-        return self
-
-
-class QueueSettings(Schema):
-    """The settings of an SQS queue and its event source mapping."""
-
-    batch_size: Annotated[int, integer(1, 10_000)] = Field(10, alias="batchSize")
-    max_batching_window_s: Annotated[int, integer(0, 300)] = Field(0, alias="maxBatchingWindowSeconds")
-    max_concurrency: Annotated[int, integer(2, 1000)] = Field(2, alias="maxConcurrency")
-    max_receive_count: Annotated[int, integer(5, 1000)] = Field(5, alias="maxReceiveCount")
-
-    @property
-    def fifo(self) -> bool:
-        return False
-
-    @model_validator(mode="after")
-    def _batching(self) -> QueueSettings:
-        if self.batch_size > 10 and self.max_batching_window_s < 1:
-            raise invalid(
-                "expected at least 1 when batchSize is above 10 (Lambda's rule for SQS), "
-                f"got {self.max_batching_window_s}",
-                "maxBatchingWindowSeconds",
-            )
-        return self
-
-
-class SqsSource(QueueSettings):
-    """The producers' queue: standard, or FIFO (ordered per message group)."""
-
-    fifo_queue: Annotated[bool, BOOLEAN] = Field(False, alias="fifo")
-    content_based_deduplication: Annotated[bool, BOOLEAN] = Field(True, alias="contentBasedDeduplication")
-    """FIFO only. true: SQS drops a body identical to one sent in the last 5 minutes unless the producer sets
-    its own MessageDeduplicationId; false: every producer must set MessageDeduplicationId."""
-
-    @property
-    def fifo(self) -> bool:
-        return self.fifo_queue
-
-    @model_validator(mode="after")
-    def _fifo_limits(self) -> SqsSource:
-        if self.fifo_queue and self.batch_size > 10:
-            raise invalid(
-                f"expected at most 10 for a FIFO queue (Lambda's rule), got {self.batch_size}", "batchSize"
-            )
-        if self.fifo_queue and self.max_batching_window_s:
-            raise invalid(
-                f"expected 0 for a FIFO queue (Lambda takes no batching window from FIFO queues), "
-                f"got {self.max_batching_window_s}",
-                "maxBatchingWindowSeconds",
-            )
-        if not self.fifo_queue and "content_based_deduplication" in self.model_fields_set:
-            raise invalid("only for a FIFO queue (fifo: true)", "contentBasedDeduplication")
-        return self
-
-
-class S3Source(QueueSettings):
-    """The standard queue S3 notifies (the producers' queue itself when that one is standard)."""
-
-    # S3 notification messages name one object each, which can take a whole invocation: one per batch by default.
-    batch_size: Annotated[int, integer(1, 10_000)] = Field(1, alias="batchSize")
-
-
-class Sources(Schema):
-    kinesis: Annotated[KinesisSource | None, SOURCE_SWITCH] = None
-    sqs: Annotated[SqsSource | None, SOURCE_SWITCH] = None
-    s3: Annotated[S3Source | None, SOURCE_SWITCH] = None
 
 
 # -- functions and entities --

@@ -17,7 +17,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infrastructure.config import KinesisSource, QueueSettings
+from infrastructure.config_sources import KinesisSource, QueueSettings
 from personalize_ingest.contract import RESULTS_PREFIX
 
 

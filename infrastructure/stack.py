@@ -11,7 +11,8 @@ from constructs import Construct
 from infrastructure import nag
 from infrastructure.buckets import AccessLogsBucket, FailedBatchesBucket, IngestBucket
 from infrastructure.bundling import function_code
-from infrastructure.config import LOG_RETENTION_NAMES, IngestConfig
+from infrastructure.config import IngestConfig
+from infrastructure.config_fields import LOG_RETENTION_NAMES
 from infrastructure.entity_pipeline import EntityPipeline, pascal
 from infrastructure.ingest_function import SharedResources
 from infrastructure.monitoring import Monitoring

@@ -13,7 +13,7 @@ import pytest
 from app import build_app, synth_report
 from infrastructure.concurrency import UNRESERVED_FLOOR, fits_account
 from infrastructure.config import IngestConfig
-from infrastructure.config_source import ConfigError, load, parse
+from infrastructure.config_loader import ConfigError, load, parse
 from tests.infrastructure.conftest import sample_context
 
 ITEMS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/demo/ITEMS"
@@ -320,7 +320,7 @@ def test_a_json_string_from_the_command_line_is_parsed() -> None:
                 },
             ),
             "personalize.entities.action_interactions.function.reservedConcurrency: expected at least the "
-            "invocations the sources can run at once (kinesis 1 shards x parallelizationFactor 2 = 2 + sqs "
+            "invocations the sources can run at once (kinesis 1 shard x parallelizationFactor 2 = 2 + sqs "
             "maxConcurrency 2 + s3 maxConcurrency 2 (S3's own queue) = 6), got 4; below it Lambda throttles the "
             "pollers",
             id="kinesis-pollers-and-queues-above-reserved",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from infrastructure.config_source import parse
+from infrastructure.config_loader import parse
 from infrastructure.entity_pipeline import pascal
 from infrastructure.stack import FIFO_DEDUPLICATION_NOTE, REGION_RULE
 from local.template import LocalAccount, Resolver

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 from cfnlint.api import ManualArgs, lint_file
 
-from infrastructure.config_source import parse
+from infrastructure.config_loader import parse
 from infrastructure.entity_pipeline import pascal
 from personalize_ingest import contract
 from personalize_ingest.config import Settings

@@ -228,7 +228,7 @@ def test_a_stack_bound_to_another_region_is_refused_at_synth(tmp_path: Path) -> 
     # GIVEN a stack whose environment names us-east-1 and an items dataset of eu-west-1
     import aws_cdk as cdk
 
-    from infrastructure.config_source import parse
+    from infrastructure.config_loader import parse
     from infrastructure.stack import PersonalizeIngestStack, RegionError
 
     config = parse({"entities": {"items": {"datasetArn": ITEMS_ARN, "sources": {"sqs": True}}}})

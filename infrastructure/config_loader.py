@@ -19,7 +19,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from infrastructure.config import CONTEXT_KEY, IngestConfig, show
+from infrastructure.config import CONTEXT_KEY, IngestConfig
+from infrastructure.config_fields import show
 
 FILE_CONTEXT_KEY = "personalizeConfig"
 
