@@ -56,7 +56,7 @@ def as_list(value: str | list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("entity", list(ENTITIES))
-def test_function_runtime_handler_layer_and_environment(full: Synthesized, entity: str) -> None:
+def test_function_runtime_handler_bundle_and_environment(full: Synthesized, entity: str) -> None:
     # GIVEN the synthesized function of the entity
     config = BY_NAME[entity]
     function_id = full.logical_id("AWS::Lambda::Function", entity, "function")
