@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +19,7 @@ from infrastructure.entity_pipeline import pascal
 from infrastructure.stack import FIFO_DEDUPLICATION_NOTE, REGION_RULE
 from local.template import LocalAccount, Resolver
 from personalize_ingest.entities import ENTITIES
-from tests.infrastructure.conftest import Synthesized, sample_context
+from tests.infrastructure.conftest import ROOT, Synthesized, sample_context
 
 SAMPLE = parse(sample_context()["personalize"])
 BY_NAME = {e.entity.name: e for e in SAMPLE.entities}
@@ -174,3 +178,36 @@ def test_no_output_or_rule_mentions_a_layer(full: Synthesized) -> None:
     # Powertools is bundled: nothing resolves an SSM public parameter that exists in some regions only
     assert "resolve:ssm" not in json.dumps(full.raw)
     full.template.has_resource_properties("AWS::Lambda::Function", {"Layers": Match.absent()})
+
+
+def test_the_synth_prints_the_arithmetic_and_the_account_requirement(tmp_path: Path) -> None:
+    # GIVEN the CDK CLI's way of running the app: context in CDK_CONTEXT_JSON, output folder in CDK_OUTDIR, with
+    # items reserving 6 (its sources run 4 + 2 at once)
+    personalize = {
+        "entities": {
+            "items": {
+                "datasetArn": "arn:aws:personalize:us-east-1:123456789012:dataset/demo/ITEMS",
+                "function": {"reservedConcurrency": 6},
+                "sources": {"kinesis": True, "sqs": True},
+            }
+        }
+    }
+    environment = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"personalize": personalize, "aws:cdk:disable-stack-trace": True}),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+
+    # WHEN app.py runs
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], capture_output=True, text=True, env=environment, check=False
+    )
+
+    # THEN it synthesizes, and tells on stderr what the function can run and what the account must allow
+    assert result.returncode == 0, result.stderr
+    assert (
+        "items: at most 6 invocations at once (reservedConcurrency 6) x 1.66 calls/s = 9.96 requests/s <= quota 10"
+        in result.stderr
+    )
+    assert "the account's regional quota must be at least 6 + 100 = 106" in result.stderr
+    assert (tmp_path / "PersonalizeIngest.template.json").exists()
