@@ -58,7 +58,9 @@ class FunctionSettings(Schema):
 
     memory_mb: Annotated[int, integer(128, 10_240)] = Field(512, alias="memorySize")
     timeout_s: Annotated[int, integer(10, 900)] = Field(120, alias="timeoutSeconds")
-    reserved_concurrency: Annotated[int | None, integer(1, 1000)] = Field(None, alias="reservedConcurrency")
+    reserved_concurrency: Annotated[int | None, integer(1, 1000, optional=True)] = Field(
+        None, alias="reservedConcurrency"
+    )
     """Opt-in: reserving takes concurrency from the account's pool (docs/deploy.md, "Concurrency")."""
     calls_per_second: Annotated[float, number(0.01, 100_000)] = Field(0.0, alias="callsPerSecond")
     """Token bucket per invocation; by default the quota shared among the most invocations that can run at once."""
@@ -66,7 +68,7 @@ class FunctionSettings(Schema):
     max_attempts: Annotated[int, integer(1, 20)] = Field(4, alias="maxAttempts")
     deadline_margin_ms: Annotated[int, integer(0, 60_000)] = Field(5000, alias="deadlineMarginMs")
     default_event_type: Annotated[
-        str | None, matching(re.compile(r"^.{1,256}$"), "an event type (1-256 characters)")
+        str | None, matching(re.compile(r"^.{1,256}$"), "an event type (1-256 characters)", optional=True)
     ] = Field(None, alias="defaultEventType")
 
     @model_validator(mode="after")
@@ -86,7 +88,9 @@ class EntityConfig(Schema):
     entity: ClassVar[Entity]
     sources: Sources
     function: FunctionSettings = Field(default_factory=lambda: FunctionSettings.model_validate({}))
-    quota_per_second: Annotated[float | None, number(0.1, 1_000_000)] = Field(None, alias="quotaPerSecond")
+    quota_per_second: Annotated[float | None, number(0.1, 1_000_000, optional=True)] = Field(
+        None, alias="quotaPerSecond"
+    )
 
     @property
     def target(self) -> str:
@@ -244,8 +248,10 @@ class IngestConfig(Schema):
     service_name: Annotated[str, matching(_NAME, "a name (letters, digits, -)")] = Field(
         "personalize-ingest", alias="serviceName"
     )
-    alarm_email: Annotated[str | None, matching(_EMAIL, "an e-mail address")] = Field(None, alias="alarmEmail")
-    alarm_topic_arn: Annotated[str | None, matching(TOPIC_ARN_PATTERN, "an SNS topic ARN")] = Field(
+    alarm_email: Annotated[str | None, matching(_EMAIL, "an e-mail address", optional=True)] = Field(
+        None, alias="alarmEmail"
+    )
+    alarm_topic_arn: Annotated[str | None, matching(TOPIC_ARN_PATTERN, "an SNS topic ARN", optional=True)] = Field(
         None, alias="alarmTopicArn"
     )
     """An existing topic for the alarms instead of the stack's own (it must be in the deploy region)."""

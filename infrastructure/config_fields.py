@@ -42,8 +42,12 @@ def show(value: object) -> str:
 # -- field types: the check is part of the annotation --
 
 
-def _checked(check: Callable[[Any], bool], form: str) -> BeforeValidator:
+def _checked(check: Callable[[Any], bool], form: str, *, optional: bool = False) -> BeforeValidator:
+    """A check of the value's form; ``optional`` fields also take JSON ``null`` (= not set)."""
+
     def validate(value: Any) -> Any:
+        if value is None and optional:
+            return None
         if not check(value):
             raise invalid(f"expected {form}, got {show(value)}")
         return value
@@ -51,25 +55,27 @@ def _checked(check: Callable[[Any], bool], form: str) -> BeforeValidator:
     return BeforeValidator(validate)
 
 
-def integer(low: int, high: int) -> BeforeValidator:
+def integer(low: int, high: int, *, optional: bool = False) -> BeforeValidator:
     """An integer from ``low`` to ``high`` (a JSON ``true`` is not 1)."""
     return _checked(
         lambda v: not isinstance(v, bool) and isinstance(v, int) and low <= v <= high,
         f"an integer from {low} to {high}",
+        optional=optional,
     )
 
 
-def number(low: float, high: float) -> BeforeValidator:
+def number(low: float, high: float, *, optional: bool = False) -> BeforeValidator:
     """A number from ``low`` to ``high``."""
     return _checked(
         lambda v: not isinstance(v, bool) and isinstance(v, int | float) and low <= v <= high,
         f"a number from {low:g} to {high:g}",
+        optional=optional,
     )
 
 
-def matching(pattern: re.Pattern[str], form: str) -> BeforeValidator:
+def matching(pattern: re.Pattern[str], form: str, *, optional: bool = False) -> BeforeValidator:
     """A string matching ``pattern``, described as ``form`` in errors."""
-    return _checked(lambda v: isinstance(v, str) and pattern.match(v) is not None, form)
+    return _checked(lambda v: isinstance(v, str) and pattern.match(v) is not None, form, optional=optional)
 
 
 def one_of(*choices: object) -> BeforeValidator:

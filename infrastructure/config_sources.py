@@ -16,8 +16,8 @@ class KinesisSource(Schema):
     """A Kinesis data stream feeding the entity's function."""
 
     stream_mode: Annotated[str, one_of("ON_DEMAND", "PROVISIONED")] = Field("ON_DEMAND", alias="streamMode")
-    shard_count: Annotated[int | None, integer(1, 10_000)] = Field(None, alias="shardCount")
-    max_shards: Annotated[int | None, integer(1, 10_000)] = Field(None, alias="maxShards")
+    shard_count: Annotated[int | None, integer(1, 10_000, optional=True)] = Field(None, alias="shardCount")
+    max_shards: Annotated[int | None, integer(1, 10_000, optional=True)] = Field(None, alias="maxShards")
     """ON_DEMAND only: the most shards the stream is expected to reach (default 4, what it starts with)."""
     retention_hours: Annotated[int, integer(24, 8760)] = Field(24, alias="retentionHours")
     batch_size: Annotated[int, integer(1, 10_000)] = Field(100, alias="batchSize")

@@ -488,3 +488,17 @@ def test_a_pretty_printed_value_cut_at_its_first_line_break_points_to_the_file_o
     message = str(caught.value)
     assert 'received 1 characters: "{"' in message
     assert message.endswith("use -c personalizeConfig=path/to/file.json")
+
+
+def test_null_unsets_an_optional_key() -> None:
+    # GIVEN a file that spells out the optional keys it leaves unset
+    config = parse(
+        one_entity(
+            "items",
+            {"datasetArn": ITEMS_ARN, "function": {"reservedConcurrency": None}, "sources": {"sqs": True}},
+            alarmEmail=None,
+        )
+    )
+
+    # THEN they are unset, exactly as if absent
+    assert config.entities[0].function.reserved_concurrency is None and config.alarm_email is None
