@@ -6,7 +6,7 @@ the keys. Every error names the offending key by its full path (``personalize.en
 form that was expected and what was received (infrastructure/config_loader.py turns pydantic's errors into such
 messages). pydantic never reaches the Lambda bundle: the functions read their environment (personalize_ingest).
 
-Adding a key is one field on the model it belongs to (docs/deploy.md, "Configuration reference", lists them).
+Adding a key is one field on the model it belongs to (docs/deploy.md, "Configuration", lists them).
 """
 
 from __future__ import annotations
