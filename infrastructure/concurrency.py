@@ -120,7 +120,8 @@ def account_requirement(reserved_total: int) -> str:
     if reserved_total == 0:
         return (
             "Reserved concurrency: none. The functions share the account's unreserved concurrency, so the stack "
-            f"deploys in any account (Lambda keeps {UNRESERVED_FLOOR} unreserved whatever the stack reserves)."
+            f"deploys in any account (Lambda keeps {UNRESERVED_FLOOR} unreserved whatever the stack reserves); "
+            "set reservedConcurrency where other functions could exhaust that pool."
         )
     return (
         f"Reserved concurrency: {reserved_total} in total. Lambda keeps {UNRESERVED_FLOOR} of the regional "
