@@ -19,11 +19,24 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from personalize_ingest.contract import (
+    CALLS_PER_SECOND,
+    DATASET_ARN_PATTERN,
+    DEADLINE_MARGIN_MS,
+    DEFAULT_EVENT_TYPE,
+    MAX_ATTEMPTS,
+    MAX_CONCURRENT_CALLS,
+    REJECTS_QUEUE_URL,
+    S3_FANOUT_MAX_RANGES,
+    S3_FANOUT_MIN_BYTES,
+    S3_FANOUT_RANGE_BYTES,
+    S3_MAX_HOPS,
+    TRACKING_ID_PATTERN,
+)
 from personalize_ingest.entities import Entity
 
 T = TypeVar("T", int, float)
@@ -31,10 +44,6 @@ T = TypeVar("T", int, float)
 
 class ConfigurationError(Exception):
     """The function is misconfigured: no record is touched, the whole invocation fails."""
-
-
-_DATASET_ARN = re.compile(r"^arn:[a-z\d-]+:personalize:[a-z\d-]+:\d{12}:dataset/[^/]+/(?P<type>[A-Z_]+)$")
-_TRACKING_ID = re.compile(r"^[A-Za-z\d][A-Za-z\d-]{0,255}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +79,14 @@ class Settings:
         if not target:
             raise ConfigurationError(f"{entity.target_variable} is not set; the {entity.name} function needs it")
         if entity.dataset_type is not None:
-            match = _DATASET_ARN.match(target)
+            match = DATASET_ARN_PATTERN.match(target)
             if match is None or match.group("type") != entity.dataset_type:
                 raise ConfigurationError(
                     f"{entity.target_variable} must be a dataset ARN of type {entity.dataset_type} "
                     f"(arn:aws:personalize:<region>:<account>:dataset/<group>/{entity.dataset_type}), "
                     f"got {target!r}"
                 )
-        elif not _TRACKING_ID.match(target):
+        elif not TRACKING_ID_PATTERN.match(target):
             raise ConfigurationError(
                 f"{entity.target_variable} must be an event tracker's tracking id (letters, digits and '-', "
                 f"at most 256 characters), got {target!r}"
@@ -85,16 +94,16 @@ class Settings:
         return cls(
             entity=entity,
             target=target,
-            rejects_queue_url=env.get("REJECTS_QUEUE_URL", "").strip() or None,
-            max_concurrent_calls=_number(env, "MAX_CONCURRENT_CALLS", 8, int, minimum=1),
-            max_attempts=_number(env, "MAX_ATTEMPTS", 4, int, minimum=1),
-            calls_per_second=_number(env, "CALLS_PER_SECOND", entity.default_calls_per_second, float, minimum=0),
-            deadline_margin_ms=_number(env, "DEADLINE_MARGIN_MS", 5000, int, minimum=0),
-            default_event_type=env.get("DEFAULT_EVENT_TYPE", "").strip() or None,
-            s3_fanout_min_bytes=_number(env, "S3_FANOUT_MIN_BYTES", 64 * 1024 * 1024, int, minimum=0),
-            s3_fanout_range_bytes=_number(env, "S3_FANOUT_RANGE_BYTES", 16 * 1024 * 1024, int, minimum=1024),
-            s3_fanout_max_ranges=_number(env, "S3_FANOUT_MAX_RANGES", 64, int, minimum=2),
-            s3_max_hops=_number(env, "S3_MAX_HOPS", 500, int, minimum=1),
+            rejects_queue_url=env.get(REJECTS_QUEUE_URL, "").strip() or None,
+            max_concurrent_calls=_number(env, MAX_CONCURRENT_CALLS, 8, int, minimum=1),
+            max_attempts=_number(env, MAX_ATTEMPTS, 4, int, minimum=1),
+            calls_per_second=_number(env, CALLS_PER_SECOND, entity.default_calls_per_second, float, minimum=0),
+            deadline_margin_ms=_number(env, DEADLINE_MARGIN_MS, 5000, int, minimum=0),
+            default_event_type=env.get(DEFAULT_EVENT_TYPE, "").strip() or None,
+            s3_fanout_min_bytes=_number(env, S3_FANOUT_MIN_BYTES, 64 * 1024 * 1024, int, minimum=0),
+            s3_fanout_range_bytes=_number(env, S3_FANOUT_RANGE_BYTES, 16 * 1024 * 1024, int, minimum=1024),
+            s3_fanout_max_ranges=_number(env, S3_FANOUT_MAX_RANGES, 64, int, minimum=2),
+            s3_max_hops=_number(env, S3_MAX_HOPS, 500, int, minimum=1),
         )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from personalize_ingest.contract import REJECTS_QUEUE_URL
 from personalize_ingest.model import Record, Rejection
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class RejectsSender:
         if not rejected:
             return []
         if self.queue_url is None:
-            reason = "REJECTS_QUEUE_URL is not set, so the rejected record cannot be set aside"
+            reason = f"{REJECTS_QUEUE_URL} is not set, so the rejected record cannot be set aside"
             return [NotSent(record, rejection, reason) for record, rejection in rejected]
         not_sent: list[NotSent] = []
         for batch in _batches([(r, j, reject_message(self.entity_name, r, j)) for r, j in rejected]):
