@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from personalize_ingest.batching import plan
-from personalize_ingest.entities import EVENTS, ITEMS
+from personalize_ingest.entities import EVENTS, ITEMS, Entity
 from personalize_ingest.model import Prepared, Record, SourceRef
 from personalize_ingest.schedule import SESSION_STOPPED, Schedule
 
@@ -24,7 +24,7 @@ def item(position: int) -> Prepared:
     return Prepared(_record(position), {"itemId": f"i-{position}", "properties": "{}"}, entity_id=f"i-{position}")
 
 
-def schedule_of(prepared: list[Prepared], *, checkpointed: bool, entity=EVENTS) -> Schedule:  # type: ignore[no-untyped-def]
+def schedule_of(prepared: list[Prepared], *, checkpointed: bool, entity: Entity = EVENTS) -> Schedule:
     positions = {id(p): index for index, p in enumerate(prepared)}
     return Schedule(plan(entity, prepared).batches, positions, checkpointed)
 
@@ -68,7 +68,7 @@ def test_a_failed_call_stops_its_session_but_not_the_others() -> None:
     prepared = [event(i, "a") for i in range(15)] + [event(15 + i, "b") for i in range(15)]
     schedule = schedule_of(prepared, checkpointed=False)
     a_lane, a_first = schedule.take() or (None, None)
-    b_lane, b_first = schedule.take() or (None, None)
+    b_lane, _ = schedule.take() or (None, None)
     assert a_lane is not None and a_first is not None and b_lane is not None
 
     # WHEN a's first call fails for good and b's succeeds
