@@ -28,10 +28,9 @@ class ServiceLatency:
     """What the service has been observed to need per attempt, in one container (thread-safe).
 
     The deliverer reports the duration of every call that succeeded on its first attempt; the slowest of the last
-    :data:`LATENCY_WINDOW` (times :data:`LATENCY_HEADROOM`) is the floor of the per-attempt timeout and the least
-    time a call may start with. A slow service therefore keeps being given the time it needs, instead of every
-    attempt timing out a little before it would have answered (which sends the same records again on every retry
-    and never moves a Kinesis shard).
+    :data:`LATENCY_WINDOW` (times :data:`LATENCY_HEADROOM`) is the least time a call may start with
+    (:meth:`Deadline.leaves_time_for_a_call`) and a later round needs. A call that would not finish before the
+    margin is then not started: it would time out, and its records (stored or not) be sent again on the retry.
     """
 
     def __init__(self, window: int = LATENCY_WINDOW) -> None:
@@ -97,26 +96,22 @@ class Deadline:
         return max(0, self.remaining_ms() - self.margin_ms) / 1000.0
 
     def attempt_timeouts(self, max_attempts: int) -> tuple[float, float]:
-        """Connect and read timeouts (seconds) of one call attempt, derived from the time left.
+        """Connect and read timeouts (seconds) of one call attempt.
 
-        An attempt that starts just before the margin must end before Lambda's deadline
-        (connect + read <= margin), and every attempt of one call should fit in the budget
-        (attempts x (connect + read) <= budget); at most 10 s, at least 1 s per attempt, never botocore's 60 s
-        defaults. Values are rounded down to half seconds so a warm container reuses a handful of clients.
-
-        Dividing a small budget by the attempts must not cut an attempt below what the service has been observed
-        to need (:class:`ServiceLatency`): while time is left, the attempt gets that much (rounded up to half
-        seconds), still within the margin, so a slow service answers instead of timing out on every attempt.
+        With a margin, an attempt may use the whole margin (at most 10 s, at least 1 s, rounded down to half
+        seconds): one started just before the margin still ends before Lambda's deadline (connect + read <=
+        margin), and no attempt is cut shorter because little budget is left. The per-attempt hook stops starting
+        attempts at the margin, so dividing the budget among attempts would only make a slow service time out on
+        every attempt of every invocation and the same records be sent again and again. Without a margin, the
+        budget is shared among ``max_attempts``. Never botocore's 60 s defaults. The connect timeout is a quarter
+        of the attempt (at most 2 s): connecting is quick, answering is what a slow service takes time for.
         """
-        per_attempt = min(MAX_ATTEMPT_TIMEOUT_S, self.budget_s() / max(1, max_attempts))
         if self.margin_ms > 0:
-            per_attempt = min(per_attempt, self.margin_ms / 1000.0)
+            per_attempt = min(MAX_ATTEMPT_TIMEOUT_S, self.margin_ms / 1000.0)
+        else:
+            per_attempt = min(MAX_ATTEMPT_TIMEOUT_S, self.budget_s() / max(1, max_attempts))
         per_attempt = max(MIN_ATTEMPT_TIMEOUT_S, math.floor(per_attempt * 2) / 2)
-        need = math.ceil(self.latency.need_s() * 2) / 2
-        if need > per_attempt and self.budget_s() > 0:
-            ceiling = self.margin_ms / 1000.0 if self.margin_ms > 0 else MAX_ATTEMPT_TIMEOUT_S
-            per_attempt = max(per_attempt, min(need, ceiling, MAX_ATTEMPT_TIMEOUT_S))
-        connect = min(MAX_CONNECT_TIMEOUT_S, per_attempt / 2)
+        connect = min(MAX_CONNECT_TIMEOUT_S, per_attempt / 4)
         return connect, per_attempt - connect
 
     def leaves_time_for_a_call(self) -> bool:
