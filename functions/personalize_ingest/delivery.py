@@ -1,24 +1,30 @@
 """Send prepared records to Personalize: batched, concurrent, retried, and accounted for one by one.
 
-Every record handed to :meth:`Deliverer.deliver` ends in exactly one list of the returned
-:class:`~personalize_ingest.model.DeliveryReport`:
+Every record handed to :meth:`Deliverer.deliver` gets exactly one
+:class:`~personalize_ingest.model.RecordOutcome` in the returned :class:`Delivery`:
 
 - ``delivered``: its call returned 200.
-- ``superseded``: an upsert replaced by a later record of the same id in the same ``deliver()`` call (when that
-  later record fails, the older ones are ``failed`` with it).
+- ``superseded``: an upsert replaced by a later record of the same id in the same ``deliver()`` call, which was
+  delivered. An older version shares its successor's fate: rejected with it when the service refused it, failed
+  with it when it failed.
 - ``rejected`` (code ``service_rejected``): the service refused it on its own *and* the same target accepted
   other records in this invocation, which shows the configuration is sound.
-- ``failed``: anything a retry may cure - throttling or 5xx after every attempt, timeouts, connection errors,
-  configuration errors (unknown tracker or dataset, access denied), a refusal while the target accepted nothing,
-  or the deadline reached before the call could start.
+- ``failed``: anything a retry may cure - throttling or 5xx after every attempt and every later round, timeouts,
+  connection errors, configuration errors (unknown tracker or dataset, access denied), a refusal while the target
+  accepted nothing, the deadline reached before the call could start, an earlier call of its session that failed,
+  or (Kinesis) an earlier record of the shard that failed.
+
+Which call goes next is :mod:`personalize_ingest.schedule`'s decision.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -28,10 +34,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 from botocore.retries import standard
 
-from personalize_ingest.batching import Batch, max_per_call, plan, upsert_id
+from personalize_ingest.batching import Batch, Plan, max_per_call, plan, upsert_id
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
-from personalize_ingest.model import DeliveryReport, Prepared, Rejection
+from personalize_ingest.model import Fate, Prepared, RecordOutcome, Rejection
+from personalize_ingest.schedule import Schedule
 from personalize_ingest.throttle import TokenBucket, bucket_for
 
 if TYPE_CHECKING:
@@ -168,16 +175,66 @@ def _install_hooks(client: Any) -> None:
 # Delivery
 # --------------------------------------------------------------------------------------------------------------
 
+MAX_EXTRA_ROUNDS = 3
+"""Later rounds for calls that failed for a retryable reason, after every other call of ``deliver()`` is done."""
+ROUND_PAUSE_S = (0.2, 0.5, 1.0)
+"""Pause before each later round (a throttled target gets a moment), bounded by a quarter of the budget."""
+MIN_ROUND_BUDGET_S = 1.0
+"""A later round starts only with at least this much time before the margin (and twice what a call has needed)."""
+
 
 @dataclass(slots=True)
-class _LaneOutcome:
-    delivered: list[Prepared] = field(default_factory=list)
-    failed: list[tuple[Prepared, str]] = field(default_factory=list)
-    refused: list[tuple[Prepared, str]] = field(default_factory=list)
-    """Refused alone by the service (message); rejected or failed once the whole deliver() call is known."""
+class Delivery:
+    """What :meth:`Deliverer.deliver` did: one outcome per record handed in (same order), and the calls it took.
+
+    ``delivered``, ``superseded``, ``rejected`` and ``failed`` are views of ``outcomes``: every record is in
+    exactly one of them.
+    """
+
+    prepared: list[Prepared] = field(default_factory=list)
+    outcomes: list[RecordOutcome] = field(default_factory=list)
     api_calls: int = 0
     throttled_calls: int = 0
     retries: int = 0
+    rounds: int = 1
+    """Rounds of sending: 1, plus one per later round of retryable failures."""
+
+    def _with(self, fate: Fate) -> list[tuple[Prepared, RecordOutcome]]:
+        return [(p, o) for p, o in zip(self.prepared, self.outcomes, strict=True) if o.fate is fate]
+
+    @property
+    def delivered(self) -> list[Prepared]:
+        return [p for p, _ in self._with(Fate.DELIVERED)]
+
+    @property
+    def superseded(self) -> list[Prepared]:
+        return [p for p, _ in self._with(Fate.SUPERSEDED)]
+
+    @property
+    def rejected(self) -> list[tuple[Prepared, Rejection]]:
+        return [(p, o.rejection) for p, o in self._with(Fate.REJECTED)]
+
+    @property
+    def failed(self) -> list[tuple[Prepared, str]]:
+        return [(p, o.reason) for p, o in self._with(Fate.FAILED)]
+
+
+@dataclass(slots=True)
+class _CallResult:
+    """How one call (and the halves it was split into) ended; filled on a delivery thread."""
+
+    delivered: list[Prepared] = field(default_factory=list)
+    refused: list[tuple[Prepared, str]] = field(default_factory=list)
+    """Refused alone by the service (message); rejected or failed once the whole deliver() call is known."""
+    failed: list[tuple[Prepared, str]] = field(default_factory=list)
+    retryable: bool = True
+    """All of ``failed`` may succeed on a later attempt in this invocation."""
+    attempts: int = 0
+    throttled: int = 0
+
+    def fail(self, prepared: Sequence[Prepared], reason: str, *, retryable: bool) -> None:
+        self.failed.extend((p, reason) for p in prepared)
+        self.retryable = self.retryable and retryable
 
 
 class Deliverer:
@@ -223,134 +280,191 @@ class Deliverer:
         """
         return self._stop_reason
 
-    def deliver(self, prepared: Sequence[Prepared]) -> DeliveryReport:
-        """Send ``prepared`` and say what happened to each record.
+    def deliver(self, prepared: Sequence[Prepared], *, checkpointed: bool = False) -> Delivery:
+        """Send ``prepared`` (in source order) and say what happened to each record.
 
-        Batches of one lane (PutEvents: one session) run one after another in source order; lanes run
-        concurrently on at most ``max_concurrent_calls`` threads, longest first. Returns when every record is
-        accounted for.
+        Calls go out on at most ``max_concurrent_calls`` threads, earliest pending record first; a lane
+        (PutEvents: one session) has one call in flight at a time, in source order, and stops at its first call
+        that fails for good. Calls that failed for a retryable reason are tried again in later rounds while the
+        budget allows. ``checkpointed`` (Kinesis): nothing after the earliest record that failed for good is
+        sent (see :mod:`personalize_ingest.schedule`). Returns when every record is accounted for.
         """
-        report = DeliveryReport()
+        delivery = Delivery(prepared=list(prepared))
         if not prepared:
-            return report
+            return delivery
+        positions = {id(p): index for index, p in enumerate(prepared)}
         calls = plan(self._entity, prepared)
-        report.superseded.extend(calls.superseded)
-        lanes = _lanes(calls.batches)
-        workers = min(self._settings.max_concurrent_calls, len(lanes))
-        if workers <= 1:
-            outcomes = [self._run_lane(lane) for lane in lanes]
-        else:
-            # NOTE: lanes are independent of each other (order holds only inside a lane), so the longest start
-            # first: a long session picked up last would otherwise run alone after the others have finished.
-            lanes.sort(key=len, reverse=True)
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-call") as pool:
-                outcomes = list(pool.map(self._run_lane, lanes))
+        schedule = Schedule(calls.batches, positions, checkpointed)
+        ends: dict[int, RecordOutcome] = {}
         refused: list[tuple[Prepared, str]] = []
-        for outcome in outcomes:
-            report.delivered.extend(outcome.delivered)
-            report.failed.extend(outcome.failed)
-            refused.extend(outcome.refused)
-            report.api_calls += outcome.api_calls
-            report.throttled_calls += outcome.throttled_calls
-            report.retries += outcome.retries
-        self._settle_refusals(refused, report)
-        self._fail_superseded_with_their_successor(report)
-        logger.info(
-            "delivery finished",
-            extra={
-                "entity": self._entity.name,
-                "records": len(prepared),
-                "delivered": len(report.delivered),
-                "superseded": len(report.superseded),
-                "rejected": len(report.rejected),
-                "failed": len(report.failed),
-                "api_calls": report.api_calls,
-                "throttled_calls": report.throttled_calls,
-                "retries": report.retries,
-            },
-        )
-        return report
+        workers = max(1, min(self._settings.max_concurrent_calls, len(calls.batches)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-call") as pool:
+            running: dict[Future[_CallResult], int] = {}
+            while True:
+                while len(running) < workers and (taken := schedule.take()) is not None:
+                    lane, batch = taken
+                    not_now = self._why_not_start()
+                    if not_now is None:
+                        running[pool.submit(self._send, batch)] = lane
+                        continue
+                    _fail(ends, batch.prepared, not_now)
+                    schedule.failed_for_good(lane, batch.prepared)
+                for unsent in schedule.pop_unsent():
+                    _fail(ends, [unsent.prepared], unsent.reason)
+                if running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        lane = running.pop(future)
+                        self._settle_call(future.result(), lane, schedule, ends, refused, delivery)
+                    continue
+                if schedule.has_deferred and self._another_round(delivery.rounds):
+                    delivery.rounds += 1
+                    schedule.next_round()
+                    continue
+                for p, reason in schedule.abandon():
+                    ends[id(p)] = RecordOutcome.failed(p.record, reason, retryable=True)
+                for unsent in schedule.pop_unsent():
+                    _fail(ends, [unsent.prepared], unsent.reason)
+                break
+        self._settle_refusals(refused, ends)
+        self._share_fate_with_successor(calls, ends)
+        delivery.outcomes = [ends[id(p)] for p in prepared]
+        self._log_finished(delivery)
+        return delivery
 
     # ---------------------------------------------------------------------------------------------------------
 
-    def _run_lane(self, batches: list[Batch]) -> _LaneOutcome:
-        outcome = _LaneOutcome()
-        for batch in batches:
-            self._send(batch, outcome)
-        return outcome
+    def _why_not_start(self) -> str | None:
+        """Why no call may start now (configuration error, deadline), or None."""
+        if self._stop_reason is not None:
+            return f"not sent: {self._stop_reason}"
+        if self._deadline.exhausted():
+            return f"not sent: less than {self._deadline.margin_ms} ms left of the invocation"
+        if not self._deadline.leaves_time_for_a_call():
+            return (
+                f"not sent: {self._deadline.budget_s():.1f} s left before the last {self._deadline.margin_ms} ms "
+                f"of the invocation, less than the {self._deadline.latency.need_s():.1f} s a call has needed"
+            )
+        return None
 
-    def _send(self, batch: Batch, outcome: _LaneOutcome) -> None:
+    def _another_round(self, rounds: int) -> bool:
+        """Whether a later round may start; pauses before it (throttling needs a moment)."""
+        if rounds > MAX_EXTRA_ROUNDS or self._stop_reason is not None:
+            return False
+        budget = self._deadline.budget_s()
+        if budget < max(MIN_ROUND_BUDGET_S, 2 * self._deadline.latency.need_s()):
+            return False
+        time.sleep(min(ROUND_PAUSE_S[min(rounds, len(ROUND_PAUSE_S)) - 1], budget / 4))
+        return True
+
+    def _settle_call(
+        self,
+        result: _CallResult,
+        lane: int,
+        schedule: Schedule,
+        ends: dict[int, RecordOutcome],
+        refused: list[tuple[Prepared, str]],
+        delivery: Delivery,
+    ) -> None:
+        delivery.api_calls += result.attempts
+        delivery.retries += max(0, result.attempts - 1)
+        delivery.throttled_calls += result.throttled
+        for p in result.delivered:
+            ends[id(p)] = RecordOutcome.delivered(p.record)
+        refused.extend(result.refused)
+        if not result.failed:
+            schedule.succeeded(lane)
+        elif result.retryable and self._stop_reason is None:
+            schedule.defer(lane, [p for p, _ in result.failed], result.failed)
+        else:
+            for p, reason in result.failed:
+                ends[id(p)] = RecordOutcome.failed(p.record, reason, retryable=result.retryable)
+            schedule.failed_for_good(lane, [p for p, _ in result.failed])
+
+    def _send(self, batch: Batch) -> _CallResult:
+        result = _CallResult()
+        self._send_into(batch, result)
+        return result
+
+    def _send_into(self, batch: Batch, result: _CallResult) -> None:
         operation = self._entity.operation
         if self._stop_reason is not None:
-            outcome.failed.extend((p, f"not sent: {self._stop_reason}") for p in batch.prepared)
-            return
-        if self._deadline.exhausted():
-            reason = f"not sent: less than {self._deadline.margin_ms} ms left of the invocation"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(batch.prepared, f"not sent: {self._stop_reason}", retryable=False)
             return
         scope = _CallScope(self._deadline, self._bucket)
+        started = time.monotonic()
         try:
-            self._call(batch, scope, outcome)
+            self._call(batch, scope, result)
         except DeadlineReached as exc:
-            outcome.failed.extend((p, f"{operation} not completed: {exc}") for p in batch.prepared)
+            result.fail(batch.prepared, f"{operation} not completed: {exc}", retryable=False)
         except ClientError as exc:
-            self._on_client_error(batch, exc, scope.attempts, outcome)
+            self._on_client_error(batch, exc, scope.attempts, result)
         except ParamValidationError as exc:
             # NOTE: only possible if a record escaped validation; treated like the service refusing it.
-            self._on_refused(batch, str(exc), outcome)
+            self._on_refused(batch, str(exc), result)
         except NoCredentialsError as exc:
             self._stop(f"{operation} cannot be signed: {exc}")
-            outcome.failed.extend((p, f"not sent: {self._stop_reason}") for p in batch.prepared)
+            result.fail(batch.prepared, f"not sent: {self._stop_reason}", retryable=False)
         except BotoCoreError as exc:
-            # NOTE: connection errors and timeouts were already retried by botocore up to max_attempts.
+            # NOTE: connection errors and timeouts were already retried by botocore up to max_attempts; a later
+            # round may still find the connection back.
             reason = f"{operation} failed after {scope.attempts} attempt(s): {exc}"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(batch.prepared, reason, retryable=True)
         except Exception as exc:
             # NOTE: a defect, not a service answer. The records fail (Lambda retries them) instead of the whole
             # invocation crashing, and the traceback is logged once per call (it carries no record values).
             logger.exception(f"{operation} call raised unexpectedly", extra={"entity": self._entity.name})
-            reason = f"{operation} not completed: unexpected {type(exc).__name__}"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(
+                batch.prepared, f"{operation} not completed: unexpected {type(exc).__name__}", retryable=False
+            )
         else:
             self._accepted.set()
-            outcome.delivered.extend(batch.prepared)
+            if scope.attempts == 1:
+                self._deadline.latency.observe(time.monotonic() - started)
+            result.delivered.extend(batch.prepared)
 
-    def _call(self, batch: Batch, scope: _CallScope, outcome: _LaneOutcome) -> None:
+    def _call(self, batch: Batch, scope: _CallScope, result: _CallResult) -> None:
         _current.scope = scope
         try:
             self._send_call(**batch.request(self._entity, self._settings.target))
         finally:
             _current.scope = None
-            outcome.api_calls += scope.attempts
-            outcome.retries += max(0, scope.attempts - 1)
-            outcome.throttled_calls += scope.throttled
+            result.attempts += scope.attempts
+            result.throttled += scope.throttled
 
-    def _on_client_error(self, batch: Batch, exc: ClientError, attempts: int, outcome: _LaneOutcome) -> None:
+    def _on_client_error(self, batch: Batch, exc: ClientError, attempts: int, result: _CallResult) -> None:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", "")) or code
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         operation = self._entity.operation
         if code in INVALID_INPUT_CODES:
-            self._on_refused(batch, f"{code}: {message}", outcome)
+            self._on_refused(batch, f"{code}: {message}", result)
         elif code in CONFIGURATION_ERROR_CODES or status in (401, 403):
             self._stop(
                 f"{operation} to {self._settings.target} ({self._entity.target_variable}) failed with {code}: "
                 f"{message}"
             )
-            outcome.failed.extend((p, f"not sent: {self._stop_reason}") for p in batch.prepared)
+            result.fail(batch.prepared, f"not sent: {self._stop_reason}", retryable=False)
         else:
+            # NOTE: throttling and 5xx after every attempt botocore allowed: a later round may succeed.
             reason = f"{operation} failed after {attempts} attempt(s): {code} (HTTP {status}): {message}"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(batch.prepared, reason, retryable=True)
 
-    def _on_refused(self, batch: Batch, message: str, outcome: _LaneOutcome) -> None:
+    def _on_refused(self, batch: Batch, message: str, result: _CallResult) -> None:
         if len(batch.prepared) > 1:
             # NOTE: a refusal carries no per-record status (the API returns none), so the call is split in
-            # halves, first half first (source order within a lane), until the refused records stand alone.
-            for half in batch.halves():
-                self._send(half, outcome)
+            # halves, first half first (source order within a lane), until the refused records stand alone. When
+            # the first half fails, the second is not sent: it would overtake it.
+            first, second = batch.halves()
+            self._send_into(first, result)
+            if result.failed:
+                reason = f"not sent: the first half of a split call failed ({result.failed[0][1]})"
+                result.failed.extend((p, reason) for p in second.prepared)
+                return
+            self._send_into(second, result)
             return
-        outcome.refused.append((batch.prepared[0], message))
+        result.refused.append((batch.prepared[0], message))
         with self._lock:
             self._refused_alone += 1
             give_up = not self._accepted.is_set() and self._refused_alone >= self._refusals_before_stop
@@ -361,24 +475,21 @@ class Deliverer:
                 "check the target (a wrong tracking id is refused like an invalid record)"
             )
 
-    def _settle_refusals(self, refused: list[tuple[Prepared, str]], report: DeliveryReport) -> None:
+    def _settle_refusals(self, refused: list[tuple[Prepared, str]], ends: dict[int, RecordOutcome]) -> None:
         if not refused:
             return
         operation = self._entity.operation
         if self._accepted.is_set():
-            report.rejected.extend(
-                (p, Rejection(SERVICE_REJECTED, f"{operation} refused the record: {message}"))
-                for p, message in refused
-            )
+            for p, message in refused:
+                rejection = Rejection(SERVICE_REJECTED, f"{operation} refused the record: {message}")
+                ends[id(p)] = RecordOutcome.rejected(p.record, rejection)
             return
-        report.failed.extend(
-            (
-                p,
+        for p, message in refused:
+            ends[id(p)] = RecordOutcome.failed(
+                p.record,
                 f"{operation} refused the record ({message}) but {self._entity.target_variable} accepted nothing "
                 "in this invocation: treated as a configuration problem, not a bad record",
             )
-            for p, message in refused
-        )
         with self._lock:
             first = not self._refusal_logged
             self._refusal_logged = True
@@ -391,20 +502,45 @@ class Deliverer:
                 extra={"entity": self._entity.name, "refused": len(refused), "error_codes": codes},
             )
 
-    def _fail_superseded_with_their_successor(self, report: DeliveryReport) -> None:
-        """An older version is handled only if the version that replaced it was sent: when that one failed, the
-        older ones fail with it, so no record is acknowledged on the strength of a call that did not succeed."""
-        if not report.superseded or not report.failed:
+    def _share_fate_with_successor(self, calls: Plan, ends: dict[int, RecordOutcome]) -> None:
+        """An older version shares the fate of the version that replaced it: superseded (handled) when that one
+        was delivered, set aside with it when the service refused it (neither is stored), failed with it when
+        it failed; so no record is acknowledged on the strength of a call that did not store its successor."""
+        if not calls.superseded:
             return
-        failed = {upsert_id(self._entity, p): reason for p, reason in report.failed}
-        kept: list[Prepared] = []
-        for older in report.superseded:
-            reason = failed.get(upsert_id(self._entity, older))
-            if reason is None:
-                kept.append(older)
+        successors = {upsert_id(self._entity, p): ends[id(p)] for batch in calls.batches for p in batch.prepared}
+        for older in calls.superseded:
+            successor = successors[upsert_id(self._entity, older)]
+            if successor.fate is Fate.DELIVERED:
+                ends[id(older)] = RecordOutcome(older.record, Fate.SUPERSEDED)
+            elif successor.fate is Fate.REJECTED:
+                ends[id(older)] = RecordOutcome(
+                    older.record,
+                    Fate.REJECTED,
+                    f"superseded by a later record of the same id that was refused: {successor.reason}",
+                    successor.code,
+                )
             else:
-                report.failed.append((older, f"superseded by a later record of the same id that failed: {reason}"))
-        report.superseded = kept
+                ends[id(older)] = RecordOutcome.failed(
+                    older.record,
+                    f"superseded by a later record of the same id that failed: {successor.reason}",
+                    retryable=successor.retryable,
+                )
+
+    def _log_finished(self, delivery: Delivery) -> None:
+        counts = Counter(outcome.fate for outcome in delivery.outcomes)
+        logger.info(
+            "delivery finished",
+            extra={
+                "entity": self._entity.name,
+                "records": len(delivery.outcomes),
+                **{fate.value: counts[fate] for fate in Fate},
+                "api_calls": delivery.api_calls,
+                "throttled_calls": delivery.throttled_calls,
+                "retries": delivery.retries,
+                "rounds": delivery.rounds,
+            },
+        )
 
     def _stop(self, reason: str) -> None:
         with self._lock:
@@ -417,9 +553,6 @@ class Deliverer:
         )
 
 
-def _lanes(batches: list[Batch]) -> list[list[Batch]]:
-    """Batches grouped by lane, lanes in the order of their first batch; lane None = a lane of its own."""
-    lanes: dict[object, list[Batch]] = {}
-    for index, batch in enumerate(batches):
-        lanes.setdefault(batch.lane if batch.lane is not None else ("batch", index), []).append(batch)
-    return list(lanes.values())
+def _fail(ends: dict[int, RecordOutcome], prepared: Sequence[Prepared], reason: str) -> None:
+    for p in prepared:
+        ends[id(p)] = RecordOutcome.failed(p.record, reason)

@@ -28,6 +28,7 @@ from typing import Any
 
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import Prepared, Record, RecordRejected
+from personalize_ingest.text import check_unicode
 from personalize_ingest.timestamps import to_epoch_seconds
 from personalize_ingest.validation import (
     FORBIDDEN_PROPERTY,
@@ -101,6 +102,7 @@ def prepare(entity: Entity, record: Record, *, default_event_type: str | None = 
     value = record.value
     if not isinstance(value, dict):
         raise RecordRejected(NOT_AN_OBJECT, f"expected a JSON object, got {describe(value)}")
+    check_unicode(value)
     plan = _plan_for(entity)
     layout = plan.layout(value)
     bulk = layout.bulk

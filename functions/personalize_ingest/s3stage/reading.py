@@ -224,9 +224,7 @@ class ObjectRead:
                 return COMPLETE, None, ()
             read_ms = started_ms - self.deadline.remaining_ms()
             calls_before = tally.api_calls
-            self._deliver(
-                chunk, self.sink.handle_prepared(chunk.rows - chunk.flushed, chunk.prepared, chunk.rejected)
-            )
+            self._deliver(chunk, self.sink.handle_prepared(chunk.prepared, chunk.rejected))
             cost.add(
                 chunk.rows,
                 read_ms,
@@ -313,7 +311,7 @@ class ObjectRead:
         """Set the chunk's rejected rows aside now, so they never pile up in memory."""
         rejected, chunk.rejected, chunk.rejected_bytes = chunk.rejected, [], 0
         chunk.flushed += len(rejected)
-        self._deliver(chunk, self.sink.handle_prepared(len(rejected), [], rejected))
+        self._deliver(chunk, self.sink.handle_prepared([], rejected))
 
     def _deliver(self, chunk: Chunk, handled: Handled) -> None:
         chunk.failed_lines.update(r.source.line for r, _ in handled.failed if r.source.line is not None)

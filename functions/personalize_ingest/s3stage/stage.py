@@ -57,10 +57,8 @@ class RowSink(Protocol):
         """Prepare, deliver and set aside ``records``; account every one of them in the outcome."""
         ...
 
-    def handle_prepared(
-        self, received: int, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
-    ) -> Handled:
-        """Deliver ``prepared`` and set aside ``rejected`` (``received`` records in all); account every one."""
+    def handle_prepared(self, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]) -> Handled:
+        """Deliver ``prepared`` and set aside ``rejected``; account every one (one outcome per record)."""
         ...
 
 
