@@ -15,31 +15,30 @@ Every record handed to :meth:`Deliverer.deliver` ends in exactly one list of the
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
-from botocore.retries import standard
 
 from personalize_ingest.batching import Batch, max_per_call, plan, upsert_id
+from personalize_ingest.clients import CallScope as _CallScope
+from personalize_ingest.clients import DeadlineReached, call_scope
+from personalize_ingest.clients import install_hooks as _install_hooks
+from personalize_ingest.clients import personalize_events_client as client_for
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.model import DeliveryReport, Prepared, Rejection
-from personalize_ingest.throttle import TokenBucket, bucket_for
+from personalize_ingest.throttle import bucket_for
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_events import PersonalizeEventsClient
 
 logger = Logger(child=True)
 
-SERVICE: Final = "personalize-events"
 SERVICE_REJECTED = "service_rejected"
 
 INVALID_INPUT_CODES = frozenset({"InvalidInputException", "ValidationException", "SerializationException"})
@@ -63,105 +62,6 @@ CONFIGURATION_ERROR_CODES = frozenset(
     }
 )
 """No record can succeed until someone fixes the function's target, role or credentials."""
-
-
-class DeadlineReached(Exception):
-    """Raised before an attempt (first try or retry) that could not finish before the margin."""
-
-
-# --------------------------------------------------------------------------------------------------------------
-# One client per container, shared by threads and warm invocations.
-# --------------------------------------------------------------------------------------------------------------
-
-
-_clients: dict[tuple[Any, ...], PersonalizeEventsClient] = {}
-_clients_lock = threading.Lock()
-_session: boto3.session.Session | None = None
-
-
-def client_for(settings: Settings, deadline: Deadline) -> PersonalizeEventsClient:
-    """The container's personalize-events client for these settings and the time left.
-
-    Clients are cached per configuration (timeouts, retry mode, attempts, pool size, endpoint), so a warm
-    container reuses one client and its connection pool across invocations.
-    """
-    global _session
-    connect_s, read_s = deadline.attempt_timeouts(settings.max_attempts)
-    # NOTE: adaptive mode slows the client down after throttling (the low-quota operations); standard mode
-    # retries the same errors without a client-side rate.
-    mode: Literal["adaptive", "standard"] = "adaptive" if settings.calls_per_second > 0 else "standard"
-    pool = max(10, settings.max_concurrent_calls)
-    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{SERVICE.upper().replace('-', '_')}") or os.environ.get(
-        "AWS_ENDPOINT_URL"
-    )
-    key = (connect_s, read_s, mode, settings.max_attempts, pool, endpoint)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            if _session is None:
-                _session = boto3.session.Session()
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": mode, "total_max_attempts": settings.max_attempts},
-                max_pool_connections=pool,
-                # NOTE: records were validated against the same service model before delivery. Measured on a
-                # 10-event PutEvents call (signing and serialising included, no network): 1.76 ms of CPU with
-                # botocore's validation, 1.23 ms without (-30 %).
-                parameter_validation=False,
-                tcp_keepalive=True,
-            )
-            client = _clients[key] = _session.client(SERVICE, config=config)
-        return client
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Per-attempt accounting and pacing through botocore's event hooks.
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _CallScope:
-    """What the hooks need while one call runs on the current thread, and what they count."""
-
-    deadline: Deadline
-    bucket: TokenBucket | None
-    attempts: int = 0
-    throttled: int = 0
-
-
-_current = threading.local()
-_throttling = standard.ThrottlingErrorDetector(retry_event_adapter=standard.RetryEventAdapter())
-
-
-def _before_attempt(**_: Any) -> None:
-    # NOTE: botocore emits before-send once per attempt (retries included), on the calling thread.
-    scope: _CallScope | None = getattr(_current, "scope", None)
-    if scope is None:
-        return
-    budget = scope.deadline.budget_s()
-    if budget <= 0:
-        raise DeadlineReached(f"less than {scope.deadline.margin_ms} ms left of the invocation")
-    if scope.bucket is not None and not scope.bucket.acquire(budget):
-        raise DeadlineReached(
-            f"the rate limit of {scope.bucket.rate:g} calls/s left no slot before the last "
-            f"{scope.deadline.margin_ms} ms of the invocation"
-        )
-    scope.attempts += 1
-
-
-def _after_attempt(**kwargs: Any) -> None:
-    # NOTE: botocore emits needs-retry after every attempt, the last one included, with the response or
-    # exception; its own throttling detector classifies it (modelled throttling errors, known codes, 429).
-    scope: _CallScope | None = getattr(_current, "scope", None)
-    if scope is not None and _throttling.is_throttling_error(**kwargs):
-        scope.throttled += 1
-
-
-def _install_hooks(client: Any) -> None:
-    events = client.meta.events
-    events.register(f"before-send.{SERVICE}", _before_attempt, unique_id="personalize_ingest.before_attempt")
-    events.register(f"needs-retry.{SERVICE}", _after_attempt, unique_id="personalize_ingest.after_attempt")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -316,11 +216,10 @@ class Deliverer:
             outcome.delivered.extend(batch.prepared)
 
     def _call(self, batch: Batch, scope: _CallScope, outcome: _LaneOutcome) -> None:
-        _current.scope = scope
         try:
-            self._send_call(**batch.request(self._entity, self._settings.target))
+            with call_scope(scope):
+                self._send_call(**batch.request(self._entity, self._settings.target))
         finally:
-            _current.scope = None
             outcome.api_calls += scope.attempts
             outcome.retries += max(0, scope.attempts - 1)
             outcome.throttled_calls += scope.throttled

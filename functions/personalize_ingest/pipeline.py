@@ -10,17 +10,15 @@ delivered, rejected (it reached the rejects queue) or failed (its batch item is 
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from personalize_ingest.batching import ChunkRule, lane_key, max_per_call
+from personalize_ingest.clients import SUPPORT_CALL_ATTEMPTS as SUPPORT_CALL_ATTEMPTS
+from personalize_ingest.clients import support_client as aws_client
 from personalize_ingest.config import ConfigurationError, Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.delivery import Deliverer
@@ -52,11 +50,6 @@ thread still has work while the longest one runs. Measured on 5,000 ratings sort
 CHUNK_COST_FACTOR = 1.5
 """A chunk starts only when the time before the margin exceeds this multiple of its expected cost (the last
 chunk's cost per row times S3_CHUNK_MAX_ROWS)."""
-
-SUPPORT_CALL_ATTEMPTS = 3
-"""Attempts (first try included) of the supporting SQS and S3 calls: rejects, continuations, reads, results."""
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
@@ -456,25 +449,3 @@ def _waves(source_event: SourceEvent) -> Iterable[list[BatchItem]]:
     depth = max(len(members) for members in groups.values())
     for position in range(depth):
         yield [members[position] for members in groups.values() if position < len(members)]
-
-
-def aws_client(service: str, deadline: Deadline) -> Any:
-    """The container's ``sqs`` or ``s3`` client for the time left in the invocation.
-
-    Timeouts come from :meth:`Deadline.support_call_timeouts` (never botocore's 60 s defaults), so the supporting
-    calls - also those made after the margin - end before Lambda stops the invocation. Clients are cached per
-    timeouts and endpoint configuration (boto3's standard variables): a container keeps a handful of them.
-    """
-    connect_s, read_s = deadline.support_call_timeouts(SUPPORT_CALL_ATTEMPTS)
-    endpoint_override = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
-    key = (service, connect_s, read_s, endpoint_override, os.environ.get("AWS_ENDPOINT_URL"))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": "standard", "total_max_attempts": SUPPORT_CALL_ATTEMPTS},
-            )
-            client = _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
-        return client

@@ -1,11 +1,12 @@
-"""The supporting SQS and S3 clients of the pipeline: timeouts from the time left, one client per configuration."""
+"""The client factory: support clients take their timeouts from the time left, one client per configuration."""
 
 from __future__ import annotations
 
 import pytest
 
+from personalize_ingest.clients import SUPPORT_CALL_ATTEMPTS
+from personalize_ingest.clients import support_client as aws_client
 from personalize_ingest.deadline import Deadline
-from personalize_ingest.pipeline import SUPPORT_CALL_ATTEMPTS, aws_client
 from tests.support.factories import FakeLambdaContext
 
 
