@@ -181,8 +181,14 @@ def call_scope(scope: CallScope) -> Iterator[CallScope]:
         _current.scope = None
 
 
-def _before_attempt(**_: Any) -> None:
-    # NOTE: botocore emits before-send once per attempt (retries included), on the calling thread.
+def before_attempt() -> None:
+    """Before one attempt of the call running on this thread: check the deadline, take a rate-limit token.
+
+    Raises
+    ------
+    DeadlineReached
+        When less than the margin is left, or the token would come too late; no attempt is then made.
+    """
     scope: CallScope | None = getattr(_current, "scope", None)
     if scope is None:
         return
@@ -195,6 +201,11 @@ def _before_attempt(**_: Any) -> None:
             f"{scope.deadline.margin_ms} ms of the invocation"
         )
     scope.attempts += 1
+
+
+def _before_attempt(**_: Any) -> None:
+    # NOTE: botocore emits before-send once per attempt (retries included), on the calling thread.
+    before_attempt()
 
 
 def _after_attempt(**kwargs: Any) -> None:

@@ -10,6 +10,7 @@
 | ``CALLS_PER_SECOND`` | 10 (0 = unlimited for PutEvents) | token bucket per target, shared by a container |
 | ``DEADLINE_MARGIN_MS`` | 5000 | stop starting calls when less than this is left of the invocation |
 | ``DEFAULT_EVENT_TYPE`` | unset | event type for events records that have none |
+| ``PERSONALIZE_CALL_PATH`` | ``direct`` | ``direct``: lean calls (calls.py); ``botocore``: client methods |
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Settings:
     calls_per_second: float
     deadline_margin_ms: int
     default_event_type: str | None
+    call_path: str = "direct"
+    """``direct`` (the lean call path, :mod:`personalize_ingest.calls`) or ``botocore`` (the client's methods)."""
 
     @classmethod
     def from_env(cls, entity: Entity, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,7 +84,21 @@ class Settings:
             calls_per_second=_number(env, "CALLS_PER_SECOND", entity.default_calls_per_second, float, minimum=0),
             deadline_margin_ms=_number(env, "DEADLINE_MARGIN_MS", 5000, int, minimum=0),
             default_event_type=env.get("DEFAULT_EVENT_TYPE", "").strip() or None,
+            call_path=_choice(env, "PERSONALIZE_CALL_PATH", CALL_PATHS),
         )
+
+
+CALL_PATHS = ("direct", "botocore")
+"""Values of ``PERSONALIZE_CALL_PATH``; the first is the default."""
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _number(env: Mapping[str, str], name: str, default: T, kind: type[T], minimum: T) -> T:

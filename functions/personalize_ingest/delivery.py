@@ -25,6 +25,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 
 from personalize_ingest.batching import Batch, max_per_call, plan, upsert_id
+from personalize_ingest.calls import call_for, direct_calls
 from personalize_ingest.clients import CallScope as _CallScope
 from personalize_ingest.clients import DeadlineReached, call_scope
 from personalize_ingest.clients import install_hooks as _install_hooks
@@ -101,7 +102,9 @@ class Deliverer:
         self._deadline = deadline
         self._client = client if client is not None else client_for(settings, deadline)
         _install_hooks(self._client)
-        self._send_call: Callable[..., Any] = getattr(self._client, self._entity.method)
+        self._send_call: Callable[..., Any] = call_for(
+            self._client, self._entity, direct=direct_calls(settings, client)
+        )
         self._bucket = bucket_for(settings.target, settings.calls_per_second)
         self._accepted = threading.Event()
         """The target accepted at least one call in this invocation: its configuration is sound."""

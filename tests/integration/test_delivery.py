@@ -528,3 +528,22 @@ def test_older_versions_stay_superseded_when_the_latest_is_rejected(emulator: Em
     # THEN the latest version is rejected (it is what the producer meant) and the older one stays superseded
     assert [p for p, _ in report.rejected] == [newer]
     assert report.superseded == [older] and report.failed == []
+
+
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
+def test_both_call_paths_store_the_same_elements(emulator: EmulatorHandle, call_path: str) -> None:
+    # GIVEN two sessions' events and a function configured for one call path
+    prepared = [event(i, f"s-{i % 2}", f"u-{i % 2}", properties='{"genre":"Comédie"}') for i in range(14)]
+    settings = settings_for(EVENTS, DEFAULT_TRACKING_ID, call_path=call_path)
+
+    # WHEN delivered
+    report = deliverer(settings).deliver(prepared)
+
+    # THEN every event was stored as the element sent, in calls of one session (timestamps as botocore writes them)
+    assert event_ids(report.delivered) == event_ids(prepared)
+    stored = {row["element"]["eventId"]: row for row in emulator.records("events")}
+    assert len(stored) == 14
+    assert all(row["element"]["sentAt"] == SENT_AT for row in stored.values())
+    assert {row["request"]["sessionId"] for row in stored.values()} == {"s-0", "s-1"}
+    assert all(json.loads(row["element"]["properties"]) == {"genre": "Comédie"} for row in stored.values())
+    assert len(emulator.calls("PutEvents")) == 2
