@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.retries import standard
 
+from personalize_ingest.concurrency import call_latency, ceiling
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.throttle import TokenBucket
@@ -101,7 +103,7 @@ def personalize_events_client(settings: Settings, deadline: Deadline) -> Persona
     # NOTE: adaptive mode slows the client down after throttling (the low-quota operations); standard mode
     # retries the same errors without a client-side rate.
     mode: Literal["adaptive", "standard"] = "adaptive" if settings.calls_per_second > 0 else "standard"
-    pool = max(10, settings.max_concurrent_calls)
+    pool = max(10, ceiling(settings))
     key: tuple[Any, ...] = (PERSONALIZE_EVENTS, connect_s, read_s, mode, settings.max_attempts, pool)
     key += endpoint_variables(PERSONALIZE_EVENTS)
     config = Config(
@@ -161,6 +163,8 @@ class CallScope:
     bucket: TokenBucket | None
     attempts: int = 0
     throttled: int = 0
+    started: float = 0.0
+    """Monotonic time the current attempt started (for the container's observed time per call)."""
 
 
 _current = threading.local()
@@ -201,6 +205,7 @@ def before_attempt() -> None:
             f"{scope.deadline.margin_ms} ms of the invocation"
         )
     scope.attempts += 1
+    scope.started = time.monotonic()
 
 
 def _before_attempt(**_: Any) -> None:
@@ -212,7 +217,11 @@ def _after_attempt(**kwargs: Any) -> None:
     # NOTE: botocore emits needs-retry after every attempt, the last one included, with the response or
     # exception; its own throttling detector classifies it (modelled throttling errors, known codes, 429).
     scope: CallScope | None = getattr(_current, "scope", None)
-    if scope is not None and _throttling.is_throttling_error(**kwargs):
+    if scope is None:
+        return
+    if kwargs.get("response") is not None and scope.started:
+        call_latency.observe(time.monotonic() - scope.started)
+    if _throttling.is_throttling_error(**kwargs):
         scope.throttled += 1
 
 

@@ -5,7 +5,7 @@
 | ``PERSONALIZE_TRACKING_ID`` | required (events, action_interactions) | event tracker id |
 | ``PERSONALIZE_DATASET_ARN`` | required (items, users, actions) | dataset ARN of the entity's type |
 | ``REJECTS_QUEUE_URL`` | unset | queue for invalid records; unset = invalid records are reported failed |
-| ``MAX_CONCURRENT_CALLS`` | 8 | Personalize calls in flight per invocation |
+| ``MAX_CONCURRENT_CALLS`` | sized | most Personalize calls in flight; unset: sized to the work (concurrency.py) |
 | ``MAX_ATTEMPTS`` | 4 | attempts per call (first try included) for throttling, 5xx, timeouts |
 | ``CALLS_PER_SECOND`` | 10 (0 = unlimited for PutEvents) | token bucket per target, shared by a container |
 | ``DEADLINE_MARGIN_MS`` | 5000 | stop starting calls when less than this is left of the invocation |
@@ -46,6 +46,10 @@ class Settings:
     calls_per_second: float
     deadline_margin_ms: int
     default_event_type: str | None
+    concurrency_configured: bool = True
+    """``max_concurrent_calls`` caps the sized concurrency (from_env: only when ``MAX_CONCURRENT_CALLS`` is set;
+    otherwise ``concurrency.DEFAULT_CEILING`` does).
+    ``max_concurrent_calls`` keeps 8 when unset, for the S3 chunk rule (lanes per delivery thread)."""
     call_path: str = "direct"
     """``direct`` (the lean call path, :mod:`personalize_ingest.calls`) or ``botocore`` (the client's methods)."""
 
@@ -84,6 +88,7 @@ class Settings:
             calls_per_second=_number(env, "CALLS_PER_SECOND", entity.default_calls_per_second, float, minimum=0),
             deadline_margin_ms=_number(env, "DEADLINE_MARGIN_MS", 5000, int, minimum=0),
             default_event_type=env.get("DEFAULT_EVENT_TYPE", "").strip() or None,
+            concurrency_configured=bool(env.get("MAX_CONCURRENT_CALLS", "").strip()),
             call_path=_choice(env, "PERSONALIZE_CALL_PATH", CALL_PATHS),
         )
 

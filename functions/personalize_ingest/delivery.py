@@ -30,6 +30,7 @@ from personalize_ingest.clients import CallScope as _CallScope
 from personalize_ingest.clients import DeadlineReached, call_scope
 from personalize_ingest.clients import install_hooks as _install_hooks
 from personalize_ingest.clients import personalize_events_client as client_for
+from personalize_ingest.concurrency import concurrent_calls_for
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.model import DeliveryReport, Prepared, Rejection
@@ -139,7 +140,7 @@ class Deliverer:
         calls = plan(self._entity, prepared)
         report.superseded.extend(calls.superseded)
         lanes = _lanes(calls.batches)
-        workers = min(self._settings.max_concurrent_calls, len(lanes))
+        workers = concurrent_calls_for(self._settings, len(lanes))
         if workers <= 1:
             outcomes = [self._run_lane(lane) for lane in lanes]
         else:
