@@ -48,7 +48,7 @@ from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import NoCredentialsError
 from botocore.utils import normalize_url_path
 
-from personalize_ingest.clients import before_attempt
+from personalize_ingest.clients import before_attempt, before_backoff
 from personalize_ingest.config import Settings
 from personalize_ingest.entities import Entity
 
@@ -285,6 +285,8 @@ class DirectCall:
         delay = next((answer for _, answer in responses if answer is not None), None)
         if delay is None or delay is False:
             return False
+        # NOTE: botocore would sleep first and only then find the margin reached; here that time is not wasted.
+        before_backoff(delay)
         time.sleep(delay)
         return True
 

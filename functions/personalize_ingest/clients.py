@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import botocore.session
@@ -100,9 +100,9 @@ def _cached(key: tuple[Any, ...], service: str, config: Config) -> Any:
 def personalize_events_client(settings: Settings, deadline: Deadline) -> PersonalizeEventsClient:
     """The container's personalize-events client for these settings and the time left, hooks installed."""
     connect_s, read_s = deadline.attempt_timeouts(settings.max_attempts)
-    # NOTE: adaptive mode slows the client down after throttling (the low-quota operations); standard mode
-    # retries the same errors without a client-side rate.
-    mode: Literal["adaptive", "standard"] = "adaptive" if settings.calls_per_second > 0 else "standard"
+    # NOTE: standard mode, never adaptive: the client-side rate is the project's token bucket, which waits inside
+    # the deadline check and slows down after throttling (throttle.py says why adaptive mode cannot).
+    mode: Final = "standard"
     pool = max(10, ceiling(settings))
     key: tuple[Any, ...] = (PERSONALIZE_EVENTS, connect_s, read_s, mode, settings.max_attempts, pool)
     key += endpoint_variables(PERSONALIZE_EVENTS)
@@ -223,6 +223,35 @@ def _after_attempt(**kwargs: Any) -> None:
         call_latency.observe(time.monotonic() - scope.started)
     if _throttling.is_throttling_error(**kwargs):
         scope.throttled += 1
+        if scope.bucket is not None:
+            scope.bucket.on_throttled()
+    elif scope.bucket is not None and _accepted(kwargs.get("response")):
+        scope.bucket.on_accepted()
+
+
+def _accepted(response: Any) -> bool:
+    return response is not None and 200 <= getattr(response[0], "status_code", 0) < 300
+
+
+def before_backoff(delay_s: float) -> None:
+    """Before sleeping ``delay_s`` ahead of a retry of the call running on this thread (no-op outside a scope).
+
+    Raises
+    ------
+    DeadlineReached
+        When the margin is reached, or would be before the sleep ends: the retry could not start anyway.
+    """
+    scope: CallScope | None = getattr(_current, "scope", None)
+    if scope is None:
+        return
+    budget = scope.deadline.budget_s()
+    if budget <= 0:
+        raise DeadlineReached(f"less than {scope.deadline.margin_ms} ms left of the invocation")
+    if delay_s >= budget:
+        raise DeadlineReached(
+            f"the retry's backoff of {delay_s:.1f} s would end less than {scope.deadline.margin_ms} ms before the "
+            "end of the invocation"
+        )
 
 
 def install_hooks(client: Any) -> None:

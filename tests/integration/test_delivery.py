@@ -547,3 +547,24 @@ def test_both_call_paths_store_the_same_elements(emulator: EmulatorHandle, call_
     assert {row["request"]["sessionId"] for row in stored.values()} == {"s-0", "s-1"}
     assert all(json.loads(row["element"]["properties"]) == {"genre": "Comédie"} for row in stored.values())
     assert len(emulator.calls("PutEvents")) == 2
+
+
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
+def test_no_attempt_starts_after_the_margin_while_the_service_throttles(
+    emulator: EmulatorHandle, call_path: str
+) -> None:
+    # GIVEN a rate-limited target that throttles every call, and time that falls below the margin once the service
+    # has seen three attempts (issue 10: botocore's adaptive limiter used to wait, then send, after the margin)
+    emulator.set_faults(throttle_rate=1.0)
+    clock = FakeLambdaContext(clock=lambda: 120_000 if len(emulator.calls()) < 3 else 4_000)
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1, call_path=call_path)
+    delivery = Deliverer(settings, Deadline(clock, settings.deadline_margin_ms))
+
+    # WHEN three calls' worth of items are delivered
+    report = delivery.deliver([item(i, f"i-{i}") for i in range(30)])
+
+    # THEN exactly three attempts reached the service, and every record failed naming the margin
+    assert len(emulator.calls("PutItems")) == 3
+    assert report.api_calls == 3 and report.throttled_calls == 3
+    assert len(report.failed) == 30 and report.delivered == []
+    assert all("5000 ms" in reason for _, reason in report.failed)
