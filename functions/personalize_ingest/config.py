@@ -10,6 +10,9 @@
 | ``CALLS_PER_SECOND`` | 10 (0 = unlimited for PutEvents) | token bucket per target, shared by a container |
 | ``DEADLINE_MARGIN_MS`` | 5000 | stop starting calls when less than this is left of the invocation |
 | ``DEFAULT_EVENT_TYPE`` | unset | event type for events records that have none |
+| ``DATASET_SCHEMA`` | unset | the dataset's Avro schema (JSON): properties are checked against it (schema.py) |
+| ``DATASET_SCHEMA_FILE`` | unset | path of that schema, relative to the code root (bundled with the function) |
+| ``DATASET_SCHEMA_ARN`` | unset | schema ARN (DescribeSchema), or ``dataset``: DescribeDataset of the target |
 | ``PERSONALIZE_CALL_PATH`` | ``direct`` | ``direct``: lean calls (calls.py); ``botocore``: client methods |
 """
 
@@ -52,6 +55,8 @@ class Settings:
     ``max_concurrent_calls`` keeps 8 when unset, for the S3 chunk rule (lanes per delivery thread)."""
     call_path: str = "direct"
     """``direct`` (the lean call path, :mod:`personalize_ingest.calls`) or ``botocore`` (the client's methods)."""
+    schema_source: tuple[str, str] | None = None
+    """Where the dataset's schema comes from: ``("inline", json)``, ``("file", path)``, ``("arn", arn)``; None."""
 
     @classmethod
     def from_env(cls, entity: Entity, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,7 +95,44 @@ class Settings:
             default_event_type=env.get("DEFAULT_EVENT_TYPE", "").strip() or None,
             concurrency_configured=bool(env.get("MAX_CONCURRENT_CALLS", "").strip()),
             call_path=_choice(env, "PERSONALIZE_CALL_PATH", CALL_PATHS),
+            schema_source=_schema_source(env, entity),
         )
+
+
+SCHEMA_VARIABLES = {"DATASET_SCHEMA": "inline", "DATASET_SCHEMA_FILE": "file", "DATASET_SCHEMA_ARN": "arn"}
+_SCHEMA_ARN = re.compile(r"^arn:[a-z\d-]+:personalize:[a-z\d-]+:\d{12}:schema/[A-Za-z\d][A-Za-z\d_-]*$")
+
+
+def _schema_source(env: Mapping[str, str], entity: Entity) -> tuple[str, str] | None:
+    given = [(name, env[name].strip()) for name in SCHEMA_VARIABLES if env.get(name, "").strip()]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ConfigurationError(
+            f"set at most one of {', '.join(SCHEMA_VARIABLES)}; got {', '.join(n for n, _ in given)}"
+        )
+    name, value = given[0]
+    kind = SCHEMA_VARIABLES[name]
+    if kind == "arn" and value != "dataset" and not _SCHEMA_ARN.match(value):
+        raise ConfigurationError(
+            f"{name} must be a schema ARN (arn:aws:personalize:<region>:<account>:schema/<name>) or 'dataset', "
+            f"got {value!r}"
+        )
+    if kind == "arn" and value == "dataset" and entity.dataset_type is None:
+        raise ConfigurationError(
+            f"{name}=dataset needs a dataset ARN target; the {entity.name} function sends to a tracker: "
+            "give the schema's ARN"
+        )
+    if kind != "arn":
+        # NOTE: a schema that cannot be read is a misconfiguration: the invocation fails before any record is
+        # touched, instead of records being checked against nothing or refused for a broken schema.
+        from personalize_ingest.schema import SchemaError, parse_document, read_file
+
+        try:
+            parse_document(value, name) if kind == "inline" else read_file(value)
+        except SchemaError as exc:
+            raise ConfigurationError(str(exc)) from None
+    return kind, value
 
 
 CALL_PATHS = ("direct", "botocore")

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from personalize_ingest.batching import ChunkRule, lane_key, max_per_call
 from personalize_ingest.clients import SUPPORT_CALL_ATTEMPTS as SUPPORT_CALL_ATTEMPTS
+from personalize_ingest.clients import control_plane_client
 from personalize_ingest.clients import support_client as aws_client
 from personalize_ingest.config import ConfigurationError, Settings
 from personalize_ingest.deadline import Deadline
@@ -30,6 +31,7 @@ from personalize_ingest.records import prepare
 from personalize_ingest.rejects import RejectsSender
 from personalize_ingest.results import COMPLETE, CONTINUED, INCOMPLETE, UNREADABLE, ObjectResult, write_result
 from personalize_ingest.s3objects import ObjectFormatError, ObjectGone, iter_rows, open_object
+from personalize_ingest.schema import schema_for
 from personalize_ingest.sources import BatchItem, ObjectRef, SourceEvent, continuation_body, decode_event
 
 if TYPE_CHECKING:
@@ -123,6 +125,7 @@ class Invocation:
         self.deadline = deadline
         self.outcome = Outcome(())
         self._deliverer: Deliverer | None = None
+        self.schema = schema_for(settings.entity, settings.schema_source, settings.target, control_plane_client)
         # NOTE: the client is chosen per SendMessageBatch, so its timeouts fit the time left at that moment.
         self._rejects = RejectsSender(
             settings.rejects_queue_url, self.entity.name, client_factory=lambda: aws_client("sqs", deadline)
@@ -206,7 +209,9 @@ class Invocation:
         self, record: Record, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
     ) -> Prepared | None:
         try:
-            ready = prepare(self.entity, record, default_event_type=self.settings.default_event_type)
+            ready = prepare(
+                self.entity, record, default_event_type=self.settings.default_event_type, schema=self.schema
+            )
         except RecordRejected as refused:
             rejected.append((record, refused.rejection))
             return None
