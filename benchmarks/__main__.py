@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import baselines, items, kinesis, machine, prepare_cpu, report, s3_events
+from benchmarks import baselines, items, kinesis, machine, prepare_cpu, report, s3_events, schema_calls
 from benchmarks.harness import Bench, running_bench
 from benchmarks.movielens import DATA_DIR, DataMissing
 
@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Callable[[Bench, bool, argparse.Namespace], list[dict[str, 
     items.SCENARIO: lambda bench, quick, _: items.run(bench, quick),
     kinesis.SCENARIO: lambda bench, quick, _: kinesis.run(bench, quick),
     baselines.SCENARIO: lambda bench, quick, _: baselines.run(bench, quick),
+    schema_calls.SCENARIO: lambda bench, quick, _: schema_calls.run(bench, quick),
 }
 
 

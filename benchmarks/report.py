@@ -69,7 +69,9 @@ def print_tables(results: Sequence[dict[str, Any]], out: TextIO) -> None:
                     + (f", first (warm-up) invocation {first:.2f} s" if first is not None else ""),
                     file=out,
                 )
-        incomplete = [r["name"] for r in rows if r.get("delivered", r["records"]) != r["records"]]
+        incomplete = [
+            r["name"] for r in rows if r.get("delivered", r["records"]) + (r.get("rejected") or 0) != r["records"]
+        ]
         if incomplete:
             print(f"   NOT ALL RECORDS DELIVERED in: {', '.join(incomplete)}", file=out)
 
