@@ -13,7 +13,8 @@ What it does per call, in botocore's order (``BaseClient._make_api_call`` / ``En
    written with botocore's own formula (tests compare the bytes with botocore's serializer);
 2. per attempt: the deadline and rate-limit check of :mod:`personalize_ingest.clients` (botocore's
    ``before-send`` hook), SigV4 with the signing key cached per day, region and secret, the same headers in the
-   same order, and the client's ``http_session.send``;
+   same order, sent on a kept-alive ``http.client`` connection (:mod:`personalize_ingest.transport`; the client's
+   ``http_session`` when a proxy applies);
 3. parse the answer with the client's own parser, emit ``needs-retry`` on the client's event system so its
    standard-mode retry handler (conditions, backoff with jitter, retry quota) and the throttling counter decide
    as they do for a botocore call; sleep the delay it returns;
@@ -51,6 +52,7 @@ from botocore.utils import normalize_url_path
 from personalize_ingest.clients import before_attempt, before_backoff
 from personalize_ingest.config import Settings
 from personalize_ingest.entities import Entity
+from personalize_ingest.transport import Transport
 
 SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
 _SIGNED_HEADERS_BLOCKLIST = frozenset({"expect", "transfer-encoding", "user-agent", "x-amzn-trace-id"})
@@ -132,6 +134,7 @@ class DirectCall:
         self._host = ""
         self._path = ""
         self._extra_headers: dict[str, str] = {}
+        self._transport: Transport | None = None
 
     def __call__(self, **params: Any) -> dict[str, Any]:
         """Make the call; returns the parsed response or raises what the client method would raise."""
@@ -152,7 +155,7 @@ class DirectCall:
             response: tuple[Any, dict[str, Any]] | None = None
             caught: Exception | None = None
             try:
-                http = self._http_session.send(request)
+                http = self._transport.send(request) if self._transport else self._http_session.send(request)
             except Exception as exc:
                 caught = exc
             else:
@@ -208,6 +211,7 @@ class DirectCall:
         self._path = quote(normalize_url_path(parts.path), safe="/~")
         self._extra_headers = dict(headers or {})
         self._url = full
+        self._transport = Transport.for_client(self._client, full)
 
     def _request(
         self, body: bytes, credentials: Any, invocation_id: str, attempt: int, now: datetime | None = None

@@ -31,7 +31,6 @@ from personalize_ingest.records import prepare
 from personalize_ingest.rejects import RejectsSender
 from personalize_ingest.results import COMPLETE, CONTINUED, INCOMPLETE, UNREADABLE, ObjectResult, write_result
 from personalize_ingest.s3objects import ObjectFormatError, ObjectGone, iter_rows, open_object
-from personalize_ingest.schema import schema_for
 from personalize_ingest.sources import BatchItem, ObjectRef, SourceEvent, continuation_body, decode_event
 
 if TYPE_CHECKING:
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from personalize_ingest.s3objects import Row
+    from personalize_ingest.schema import DatasetSchema
 
 S3_CHUNK_ROWS = 500
 """Fewest rows of an S3 object read, prepared and delivered together (unless the object ends first)."""
@@ -125,7 +125,12 @@ class Invocation:
         self.deadline = deadline
         self.outcome = Outcome(())
         self._deliverer: Deliverer | None = None
-        self.schema = schema_for(settings.entity, settings.schema_source, settings.target, control_plane_client)
+        self.schema: DatasetSchema | None = None
+        if settings.schema_source is not None:
+            # NOTE: imported only when a schema is configured: nothing is added to a cold start without one.
+            from personalize_ingest.schema import schema_for
+
+            self.schema = schema_for(self.entity, settings.schema_source, settings.target, control_plane_client)
         # NOTE: the client is chosen per SendMessageBatch, so its timeouts fit the time left at that moment.
         self._rejects = RejectsSender(
             settings.rejects_queue_url, self.entity.name, client_factory=lambda: aws_client("sqs", deadline)
