@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from personalize_ingest.clients import SUPPORT_CALL_ATTEMPTS
@@ -68,10 +70,8 @@ def test_the_personalize_client_retries_in_standard_mode_with_the_hooks_installe
     settings = Settings(ITEMS, arn, None, 8, 4, 10.0, 5_000, None)
 
     # WHEN the client is taken twice
-    first, second = (
-        clients.personalize_events_client(settings, deadline),
-        clients.personalize_events_client(settings, deadline),
-    )
+    first: Any = clients.personalize_events_client(settings, deadline)
+    second: Any = clients.personalize_events_client(settings, deadline)
 
     # THEN it is one client, in standard mode, with one deadline hook on before-send
     assert first is second
