@@ -19,34 +19,35 @@ Which call goes next is :mod:`personalize_ingest.schedule`'s decision.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
-from botocore.retries import standard
 
 from personalize_ingest.batching import Batch, Plan, max_per_call, plan, upsert_id
+from personalize_ingest.calls import call_for, direct_calls
+from personalize_ingest.clients import CallScope as _CallScope
+from personalize_ingest.clients import DeadlineReached, call_scope
+from personalize_ingest.clients import install_hooks as _install_hooks
+from personalize_ingest.clients import personalize_events_client as client_for
+from personalize_ingest.concurrency import concurrent_calls_for
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.model import Fate, Prepared, RecordOutcome, Rejection
 from personalize_ingest.schedule import Schedule
-from personalize_ingest.throttle import TokenBucket, bucket_for
+from personalize_ingest.throttle import bucket_for
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_events import PersonalizeEventsClient
 
 logger = Logger(child=True)
 
-SERVICE: Final = "personalize-events"
 SERVICE_REJECTED = "service_rejected"
 
 INVALID_INPUT_CODES = frozenset({"InvalidInputException", "ValidationException", "SerializationException"})
@@ -70,105 +71,6 @@ CONFIGURATION_ERROR_CODES = frozenset(
     }
 )
 """No record can succeed until someone fixes the function's target, role or credentials."""
-
-
-class DeadlineReached(Exception):
-    """Raised before an attempt (first try or retry) that could not finish before the margin."""
-
-
-# --------------------------------------------------------------------------------------------------------------
-# One client per container, shared by threads and warm invocations.
-# --------------------------------------------------------------------------------------------------------------
-
-
-_clients: dict[tuple[Any, ...], PersonalizeEventsClient] = {}
-_clients_lock = threading.Lock()
-_session: boto3.session.Session | None = None
-
-
-def client_for(settings: Settings, deadline: Deadline) -> PersonalizeEventsClient:
-    """The container's personalize-events client for these settings and the time left.
-
-    Clients are cached per configuration (timeouts, retry mode, attempts, pool size, endpoint), so a warm
-    container reuses one client and its connection pool across invocations.
-    """
-    global _session
-    connect_s, read_s = deadline.attempt_timeouts(settings.max_attempts)
-    # NOTE: adaptive mode slows the client down after throttling (the low-quota operations); standard mode
-    # retries the same errors without a client-side rate.
-    mode: Literal["adaptive", "standard"] = "adaptive" if settings.calls_per_second > 0 else "standard"
-    pool = max(10, settings.max_concurrent_calls)
-    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{SERVICE.upper().replace('-', '_')}") or os.environ.get(
-        "AWS_ENDPOINT_URL"
-    )
-    key = (connect_s, read_s, mode, settings.max_attempts, pool, endpoint)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            if _session is None:
-                _session = boto3.session.Session()
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": mode, "total_max_attempts": settings.max_attempts},
-                max_pool_connections=pool,
-                # NOTE: records were validated against the same service model before delivery. Measured on a
-                # 10-event PutEvents call (signing and serialising included, no network): 1.76 ms of CPU with
-                # botocore's validation, 1.23 ms without (-30 %).
-                parameter_validation=False,
-                tcp_keepalive=True,
-            )
-            client = _clients[key] = _session.client(SERVICE, config=config)
-        return client
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Per-attempt accounting and pacing through botocore's event hooks.
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _CallScope:
-    """What the hooks need while one call runs on the current thread, and what they count."""
-
-    deadline: Deadline
-    bucket: TokenBucket | None
-    attempts: int = 0
-    throttled: int = 0
-
-
-_current = threading.local()
-_throttling = standard.ThrottlingErrorDetector(retry_event_adapter=standard.RetryEventAdapter())
-
-
-def _before_attempt(**_: Any) -> None:
-    # NOTE: botocore emits before-send once per attempt (retries included), on the calling thread.
-    scope: _CallScope | None = getattr(_current, "scope", None)
-    if scope is None:
-        return
-    budget = scope.deadline.budget_s()
-    if budget <= 0:
-        raise DeadlineReached(f"less than {scope.deadline.margin_ms} ms left of the invocation")
-    if scope.bucket is not None and not scope.bucket.acquire(budget):
-        raise DeadlineReached(
-            f"the rate limit of {scope.bucket.rate:g} calls/s left no slot before the last "
-            f"{scope.deadline.margin_ms} ms of the invocation"
-        )
-    scope.attempts += 1
-
-
-def _after_attempt(**kwargs: Any) -> None:
-    # NOTE: botocore emits needs-retry after every attempt, the last one included, with the response or
-    # exception; its own throttling detector classifies it (modelled throttling errors, known codes, 429).
-    scope: _CallScope | None = getattr(_current, "scope", None)
-    if scope is not None and _throttling.is_throttling_error(**kwargs):
-        scope.throttled += 1
-
-
-def _install_hooks(client: Any) -> None:
-    events = client.meta.events
-    events.register(f"before-send.{SERVICE}", _before_attempt, unique_id="personalize_ingest.before_attempt")
-    events.register(f"needs-retry.{SERVICE}", _after_attempt, unique_id="personalize_ingest.after_attempt")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -258,7 +160,9 @@ class Deliverer:
         self._deadline = deadline
         self._client = client if client is not None else client_for(settings, deadline)
         _install_hooks(self._client)
-        self._send_call: Callable[..., Any] = getattr(self._client, self._entity.method)
+        self._send_call: Callable[..., Any] = call_for(
+            self._client, self._entity, direct=direct_calls(settings, client)
+        )
         self._bucket = bucket_for(settings.target, settings.calls_per_second)
         self._accepted = threading.Event()
         """The target accepted at least one call in this invocation: its configuration is sound."""
@@ -297,7 +201,9 @@ class Deliverer:
         schedule = Schedule(calls.batches, positions, checkpointed)
         ends: dict[int, RecordOutcome] = {}
         refused: list[tuple[Prepared, str]] = []
-        workers = max(1, min(self._settings.max_concurrent_calls, len(calls.batches)))
+        # NOTE: independent lanes: a session's calls run one after another, every other call is a lane of its own.
+        lanes = len({batch.lane if batch.lane is not None else id(batch) for batch in calls.batches})
+        workers = max(1, concurrent_calls_for(self._settings, lanes))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-call") as pool:
             running: dict[Future[_CallResult], int] = {}
             while True:
@@ -424,11 +330,10 @@ class Deliverer:
             result.delivered.extend(batch.prepared)
 
     def _call(self, batch: Batch, scope: _CallScope, result: _CallResult) -> None:
-        _current.scope = scope
         try:
-            self._send_call(**batch.request(self._entity, self._settings.target))
+            with call_scope(scope):
+                self._send_call(**batch.request(self._entity, self._settings.target))
         finally:
-            _current.scope = None
             result.attempts += scope.attempts
             result.throttled += scope.throttled
 

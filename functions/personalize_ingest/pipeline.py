@@ -10,15 +10,13 @@ item is reported).
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
+from personalize_ingest.clients import SUPPORT_CALL_ATTEMPTS as SUPPORT_CALL_ATTEMPTS
+from personalize_ingest.clients import control_plane_client
+from personalize_ingest.clients import support_client as aws_client
 from personalize_ingest.config import ConfigurationError, Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.delivery import Deliverer
@@ -34,10 +32,7 @@ from personalize_ingest.sources import BatchItem, SourceEvent, decode_event
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SUPPORT_CALL_ATTEMPTS = 3
-"""Attempts (first try included) of the supporting SQS and S3 calls: rejects, continuations, reads, results."""
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
+    from personalize_ingest.schema import DatasetSchema
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
@@ -119,6 +114,12 @@ class Invocation:
         self.checkpointed = False
         """The source replays everything after its lowest failed record (Kinesis)."""
         self._deliverer: Deliverer | None = None
+        self.schema: DatasetSchema | None = None
+        if settings.schema_source is not None:
+            # NOTE: imported only when a schema is configured: nothing is added to a cold start without one.
+            from personalize_ingest.schema import schema_for
+
+            self.schema = schema_for(self.entity, settings.schema_source, settings.target, control_plane_client)
         # NOTE: the client is chosen per SendMessageBatch, so its timeouts fit the time left at that moment.
         self._rejects = RejectsSender(
             settings.rejects_queue_url, self.entity.name, client_factory=lambda: aws_client("sqs", deadline)
@@ -203,11 +204,23 @@ class Invocation:
             self._prepare_into(record, prepared, rejected)
         return self.handle_prepared(prepared, rejected)
 
+    def prepare(self, record: Record) -> Prepared:
+        """``record`` validated and ready to send (checked against the dataset schema when one is known).
+
+        Raises
+        ------
+        RecordRejected
+            naming the field and the rule the record breaks.
+        """
+        return prepare(
+            self.entity, record, default_event_type=self.settings.default_event_type, schema=self.schema
+        )
+
     def _prepare_into(
         self, record: Record, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
     ) -> Prepared | None:
         try:
-            ready = prepare(self.entity, record, default_event_type=self.settings.default_event_type)
+            ready = self.prepare(record)
         except RecordRejected as refused:
             rejected.append((record, refused.rejection))
             return None
@@ -283,25 +296,3 @@ def _waves(source_event: SourceEvent) -> Iterable[list[BatchItem]]:
     depth = max(len(members) for members in groups.values())
     for position in range(depth):
         yield [members[position] for members in groups.values() if position < len(members)]
-
-
-def aws_client(service: str, deadline: Deadline) -> Any:
-    """The container's ``sqs`` or ``s3`` client for the time left in the invocation.
-
-    Timeouts come from :meth:`Deadline.support_call_timeouts` (never botocore's 60 s defaults), so the supporting
-    calls - also those made after the margin - end before Lambda stops the invocation. Clients are cached per
-    timeouts and endpoint configuration (boto3's standard variables): a container keeps a handful of them.
-    """
-    connect_s, read_s = deadline.support_call_timeouts(SUPPORT_CALL_ATTEMPTS)
-    endpoint_override = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
-    key = (service, connect_s, read_s, endpoint_override, os.environ.get("AWS_ENDPOINT_URL"))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": "standard", "total_max_attempts": SUPPORT_CALL_ATTEMPTS},
-            )
-            client = _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
-        return client

@@ -542,3 +542,43 @@ def test_older_versions_are_rejected_with_the_latest_when_the_service_refuses_it
     assert older_rejection.reason.startswith("superseded by a later record of the same id that was refused")
     assert report.superseded == [] and report.failed == [] and report.delivered == []
     assert [row["element"]["itemId"] for row in emulator.records("items")] == ["good"]
+
+
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
+def test_both_call_paths_store_the_same_elements(emulator: EmulatorHandle, call_path: str) -> None:
+    # GIVEN two sessions' events and a function configured for one call path
+    prepared = [event(i, f"s-{i % 2}", f"u-{i % 2}", properties='{"genre":"Comédie"}') for i in range(14)]
+    settings = settings_for(EVENTS, DEFAULT_TRACKING_ID, call_path=call_path)
+
+    # WHEN delivered
+    report = deliverer(settings).deliver(prepared)
+
+    # THEN every event was stored as the element sent, in calls of one session (timestamps as botocore writes them)
+    assert event_ids(report.delivered) == event_ids(prepared)
+    stored = {row["element"]["eventId"]: row for row in emulator.records("events")}
+    assert len(stored) == 14
+    assert all(row["element"]["sentAt"] == SENT_AT for row in stored.values())
+    assert {row["request"]["sessionId"] for row in stored.values()} == {"s-0", "s-1"}
+    assert all(json.loads(row["element"]["properties"]) == {"genre": "Comédie"} for row in stored.values())
+    assert len(emulator.calls("PutEvents")) == 2
+
+
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
+def test_no_attempt_starts_after_the_margin_while_the_service_throttles(
+    emulator: EmulatorHandle, call_path: str
+) -> None:
+    # GIVEN a rate-limited target that throttles every call, and time that falls below the margin once the service
+    # has seen three attempts (issue 10: botocore's adaptive limiter used to wait, then send, after the margin)
+    emulator.set_faults(throttle_rate=1.0)
+    clock = FakeLambdaContext(clock=lambda: 120_000 if len(emulator.calls()) < 3 else 4_000)
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1, call_path=call_path)
+    delivery = Deliverer(settings, Deadline(clock, settings.deadline_margin_ms))
+
+    # WHEN three calls' worth of items are delivered
+    report = delivery.deliver([item(i, f"i-{i}") for i in range(30)])
+
+    # THEN exactly three attempts reached the service, and every record failed naming the margin
+    assert len(emulator.calls("PutItems")) == 3
+    assert report.api_calls == 3 and report.throttled_calls == 3
+    assert len(report.failed) == 30 and report.delivered == []
+    assert all("5000 ms" in reason for _, reason in report.failed)

@@ -19,7 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from personalize_ingest.batching import lane_key, max_per_call
 from personalize_ingest.model import Record, RecordRejected, Rejection
 from personalize_ingest.observability import logger
-from personalize_ingest.records import prepare
 from personalize_ingest.results import (
     CHANGED,
     COMPLETE,
@@ -289,7 +288,7 @@ class ObjectRead:
                 decode_error=row.error,
             )
             try:
-                ready = prepare(self.entity, record, default_event_type=self.settings.default_event_type)
+                ready = self.sink.prepare(record)
             except RecordRejected as refused:
                 chunk.rejected.append((record, refused.rejection))
                 chunk.rejected_bytes += size

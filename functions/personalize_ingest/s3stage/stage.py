@@ -53,6 +53,11 @@ class RowSink(Protocol):
     deadline: Deadline
     outcome: Outcome
 
+    def prepare(self, record: Record) -> Prepared:
+        """The record ready to send (validated, with the dataset schema when one is known); raises
+        :class:`~personalize_ingest.model.RecordRejected` with the reason otherwise."""
+        ...
+
     def handle_records(self, records: Sequence[Record]) -> Handled:
         """Prepare, deliver and set aside ``records``; account every one of them in the outcome."""
         ...
