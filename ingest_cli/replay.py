@@ -196,10 +196,12 @@ def _report(
     if mine == 0:
         out.line(f"nothing to replay: no reject of {entity} among the {tally.looked_at} message(s) looked at")
         return NOTHING_TO_DO
-    where = destination.describe() if destination else "nowhere (dry run)"
-    out.line(f"{mine} reject(s) of {entity} looked at; sent to {where}: {outcomes['sent']}")
     if args.dry_run:
-        out.line(f"  would send: {outcomes['would_send']}")
+        out.line(f"{mine} reject(s) of {entity} looked at (dry run: nothing sent or deleted)")
+        out.line(f"  valid, would be sent: {outcomes['would_send']}")
+    else:
+        assert destination is not None
+        out.line(f"{mine} reject(s) of {entity} looked at; sent to {destination.describe()}: {outcomes['sent']}")
     labels = {
         "still_invalid": "still invalid (left in place)",
         "fix_raised": "the fix raised (left in place)",
