@@ -57,7 +57,7 @@ def _common() -> argparse.ArgumentParser:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog=PROG,
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description=__doc__.splitlines()[0].replace("``", "") if __doc__ else None,
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
         # NOTE: every command takes the common options, after its name (as people type them).
         kwargs.setdefault("parents", [common])
+        if isinstance(kwargs.get("description"), str):
+            # NOTE: the commands' descriptions are their module docstrings; reStructuredText quotes read badly.
+            kwargs["description"] = str(kwargs["description"]).replace("``", "`")
         kwargs.setdefault("epilog", EXIT_CODES)
         return original(name, **kwargs)  # type: ignore[arg-type]
 
@@ -82,7 +85,12 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:
+        # NOTE: the whole help (every command, the exit codes), not argparse's one-line "COMMAND is required".
+        parser().print_help(sys.stderr)
+        return BAD_INPUT
+    args = parser().parse_args(arguments)
     out = Output(as_json=args.json)
     runtime.route_runtime_logs(args.log_level)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
