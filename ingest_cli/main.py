@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BAD_INPUT
     args = parser().parse_args(arguments)
     out = Output(as_json=args.json)
-    runtime.route_runtime_logs(args.log_level)
+    restore_logs = runtime.route_runtime_logs(args.log_level)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return int(args.run(args, out))
@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return OK
     finally:
         signal.signal(signal.SIGTERM, previous)
+        restore_logs()
 
 
 if __name__ == "__main__":

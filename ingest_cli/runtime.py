@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +78,25 @@ class InputError(Exception):
     """The input cannot be read at all (missing file or object, bad CSV header); the message says which."""
 
 
-def route_runtime_logs(level: str) -> None:
-    """Send the runtime's JSON logs to stderr at ``level``: stdout carries only the command's own output."""
+def route_runtime_logs(level: str) -> Callable[[], None]:
+    """Send the runtime's JSON logs to stderr at ``level``: stdout carries only the command's own output.
+
+    Returns what puts the logger back as it was (the command may run inside a longer-lived process).
+    """
+    previous_level = logging.getLogger(_runtime_logger.name).level
+    handlers = [h for h in _runtime_logger.handlers if isinstance(h, logging.StreamHandler)]
+    previous_streams = [h.stream for h in handlers]
     _runtime_logger.setLevel(level)
-    for handler in _runtime_logger.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            # NOTE: the current sys.stderr, looked up per command (a test harness may have replaced it).
-            handler.stream = sys.stderr
+    for handler in handlers:
+        # NOTE: the current sys.stderr, looked up per command (a test harness may have replaced it).
+        handler.stream = sys.stderr
+
+    def restore() -> None:
+        _runtime_logger.setLevel(previous_level)
+        for handler, stream in zip(handlers, previous_streams, strict=True):
+            handler.stream = stream
+
+    return restore
 
 
 def entity_named(name: str) -> Entity:
@@ -149,7 +161,9 @@ def open_source(location: str, s3_client: Any = None) -> Iterator[tuple[Source, 
         source = Source(location, bucket, key, None, etag, head["LastModified"].timestamp())
         ref = ObjectRef(bucket, key, head.get("VersionId"), etag, source.arrival_time)
         try:
-            with open_object(s3_client, ref) as body:
+            with open_object(s3_client, ref) as opened:
+                # NOTE: newer runtimes yield an object carrying the body (and its size); older ones the body.
+                body = getattr(opened, "body", opened)
                 yield source, _rows(iter_rows(body, key), location)
         except ObjectGone as gone:
             raise InputError(f"{location} cannot be read: {gone}") from gone
