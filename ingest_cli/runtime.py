@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -215,6 +216,31 @@ def check(entity: Entity, record: Record, default_event_type: str | None = None)
         return prepare(entity, record, default_event_type=default_event_type)
     except RecordRejected as refused:
         return refused.rejection
+
+
+_FIELD_FIRST = re.compile(
+    r"^(?:unknown field '(?P<unknown>[^']+)'|(?P<field>[A-Za-z_][\w.\[\]]*) (?:is|must|has|does|holds)\b)"
+)
+_SUGGESTION = re.compile(r"did you mean '([^']+)'\?")
+
+
+def problem(line: int | None, rejection: Rejection) -> dict[str, Any]:
+    """A rejection as ``validate`` reports it: line, code, reason, and the field and suggestion the reason names.
+
+    NOTE: the runtime's reasons start with the field they are about ("ITEM_ID is required ...", "unknown field
+    'itemID' ...; did you mean 'itemId'?"); the field and suggestion are read from there, None when a reason is
+    about the line itself (invalid JSON, encoding).
+    """
+    match = _FIELD_FIRST.match(rejection.reason)
+    field = (match.group("unknown") or match.group("field")) if match else None
+    suggestion = _SUGGESTION.search(rejection.reason)
+    return {
+        "line": line,
+        "code": rejection.code,
+        "field": None if field == "line" else field,
+        "reason": rejection.reason,
+        "suggestion": suggestion.group(1) if suggestion else None,
+    }
 
 
 def record_from_reject(entity: Entity, message: Mapping[str, Any], value: Any, arrival_time: float) -> Record:

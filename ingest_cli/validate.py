@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             rows += 1
             checked = runtime.check(entity, source.record(row), args.default_event_type)
             if isinstance(checked, runtime.Rejection):
-                problems.append({"line": row.line, "code": checked.code, "reason": checked.reason})
+                problems.append(runtime.problem(row.line, checked))
             else:
                 valid += 1
             progress.advance(1)

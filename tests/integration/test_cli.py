@@ -156,7 +156,7 @@ def test_validate_lists_each_row_the_function_would_reject_and_exits_1(
     assert (report["rows"], report["valid"], report["invalid"]) == (4, 2, 2)
     lines = {p["line"]: p for p in report["problems"]}
     assert set(lines) == {4, 5}
-    assert lines[4]["code"] == "missing_field" and "ITEM_ID" in lines[4]["reason"]
+    assert (lines[4]["code"], lines[4]["field"]) == ("missing_field", "ITEM_ID")
     assert lines[5]["code"] in {"unknown_field", "forbidden_property"}
     # AND no value of the rows is printed
     assert "u-1" not in ran.stdout
@@ -181,6 +181,8 @@ def test_validate_suggests_the_closest_field_and_exits_0_on_a_clean_file(
     assert rejected.code == PROBLEMS
     assert "line 1: unknown_field:" in rejected.stdout
     assert "did you mean 'eventType'?" in rejected.stdout
+    [problem] = cli("validate", bad, "--entity", "events", "--json").json["problems"]
+    assert (problem["line"], problem["field"], problem["suggestion"]) == (1, "eventTyp", "eventType")
     assert clean.code == OK
     assert "1 valid, 0 would be rejected" in clean.stdout
 
