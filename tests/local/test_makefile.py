@@ -23,5 +23,5 @@ def test_make_without_a_target_lists_the_targets_and_runs_none() -> None:
     for command in ("pip install", "-m pytest", "-m benchmarks", "cdk synth", "-m local"):
         assert command not in dry.stdout
     listed = dict(re.findall(r"^  (\S+)\s+(.+)$", done.stdout, flags=re.MULTILINE))
-    for target in ("help", "install", "test", "lint", "demo", "synth", "deploy", "bench", "clean"):
+    for target in ("help", "install", "test", "lint", "demo", "synth", "deploy", "bench", "clean", "up", "down"):
         assert listed.get(target), f"{target} missing from `make`:\n{done.stdout}"
