@@ -116,7 +116,11 @@ class Destination:
         """Send ``(record value, partition key)`` as JSON; return {index: why} for those not sent."""
         bodies = [json.dumps(value, ensure_ascii=False, separators=(",", ":")) for value, _ in records]
         if self.kind == "queue":
-            return Queue(self.name).send([(body, {}) for body in bodies])
+            queue = Queue(self.name)
+            # NOTE: on a FIFO queue the partition key (the record's session or id) is the message group, so the
+            # replayed records of one session keep their order, as on a stream.
+            extras = [{"MessageGroupId": key} if queue.fifo else {} for _, key in records]
+            return queue.send(list(zip(bodies, extras, strict=True)))
         return put_records(
             boto3.client("kinesis"),
             self.name,

@@ -694,3 +694,37 @@ def test_every_command_has_help(cli: Callable[..., Ran]) -> None:
         with pytest.raises(SystemExit) as exited:
             cli(command, "--help")
         assert exited.value.code == 0
+
+
+def test_redrive_keeps_the_message_group_of_fifo_messages(cli: Callable[..., Ran], deployed: Deployed) -> None:
+    # GIVEN a FIFO source queue of action interactions whose FIFO DLQ holds two messages of two sessions
+    fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
+    dlq_url = deployed.sqs.create_queue(QueueName=f"{deployed.name}-ai-dlq.fifo", Attributes=fifo)["QueueUrl"]
+    dlq_arn = deployed.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})
+    source_url = deployed.sqs.create_queue(
+        QueueName=f"{deployed.name}-ai.fifo", Attributes={**fifo, "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    for session in ("s-1", "s-2"):
+        deployed.sqs.send_message(
+            QueueUrl=dlq_url,
+            MessageBody=json.dumps({"sessionId": session}),
+            MessageGroupId=session,
+            MessageDeduplicationId=f"d-{session}",
+        )
+    outputs = json.loads(deployed.outputs.read_text())
+    outputs[deployed.name]["ActionInteractionsQueueUrl"] = source_url
+    deployed.outputs.write_text(json.dumps(outputs))
+
+    # WHEN redriven
+    ran = cli("redrive", "--entity", "action_interactions", "--outputs", deployed.outputs, "--json")
+
+    # THEN both are back on the source queue in their own message groups
+    assert ran.code == OK, ran.stdout
+    messages = deployed.sqs.receive_message(
+        QueueUrl=source_url, MaxNumberOfMessages=10, AttributeNames=["MessageGroupId"]
+    )["Messages"]
+    groups = {json.loads(m["Body"])["sessionId"]: m["Attributes"]["MessageGroupId"] for m in messages}
+    assert groups == {"s-1": "s-1", "s-2": "s-2"}
