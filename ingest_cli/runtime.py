@@ -27,45 +27,25 @@ _FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 if _FUNCTIONS_DIR.is_dir() and str(_FUNCTIONS_DIR) not in sys.path:
     sys.path.append(str(_FUNCTIONS_DIR))
 
-from personalize_ingest.config import ConfigurationError, Settings  # noqa: E402
+from personalize_ingest.config import ConfigurationError as ConfigurationError  # noqa: E402
+from personalize_ingest.config import Settings  # noqa: E402
 from personalize_ingest.deadline import Deadline  # noqa: E402
 from personalize_ingest.delivery import Deliverer  # noqa: E402
-from personalize_ingest.entities import ENTITIES, Entity  # noqa: E402
-from personalize_ingest.model import Prepared, Record, RecordRejected, Rejection, SourceRef  # noqa: E402
-from personalize_ingest.observability import (  # noqa: E402
-    ENTITY_DIMENSION,
-    RECORDS_DELIVERED,
-    RECORDS_FAILED,
-    RECORDS_REJECTED,
-)
+from personalize_ingest.entities import ENTITIES as ENTITIES  # noqa: E402
+from personalize_ingest.entities import Entity as Entity  # noqa: E402
+from personalize_ingest.model import Prepared as Prepared  # noqa: E402
+from personalize_ingest.model import Record as Record  # noqa: E402
+from personalize_ingest.model import RecordRejected, SourceRef  # noqa: E402
+from personalize_ingest.model import Rejection as Rejection  # noqa: E402
+from personalize_ingest.observability import ENTITY_DIMENSION as ENTITY_DIMENSION  # noqa: E402
+from personalize_ingest.observability import RECORDS_DELIVERED as RECORDS_DELIVERED  # noqa: E402
+from personalize_ingest.observability import RECORDS_FAILED as RECORDS_FAILED  # noqa: E402
+from personalize_ingest.observability import RECORDS_REJECTED as RECORDS_REJECTED  # noqa: E402
 from personalize_ingest.observability import logger as _runtime_logger  # noqa: E402
 from personalize_ingest.records import prepare  # noqa: E402
-from personalize_ingest.rejects import reject_message  # noqa: E402
+from personalize_ingest.rejects import reject_message as reject_message  # noqa: E402
 from personalize_ingest.s3objects import ObjectFormatError, ObjectGone, Row, iter_rows, open_object  # noqa: E402
 from personalize_ingest.sources import ObjectRef  # noqa: E402
-
-__all__ = [
-    "ENTITIES",
-    "ENTITY_DIMENSION",
-    "RECORDS_DELIVERED",
-    "RECORDS_FAILED",
-    "RECORDS_REJECTED",
-    "ConfigurationError",
-    "Delivery",
-    "Entity",
-    "InputError",
-    "ObjectFormatError",
-    "Prepared",
-    "Record",
-    "Rejection",
-    "Source",
-    "check",
-    "deliverer",
-    "entity_named",
-    "open_source",
-    "reject_message",
-    "route_runtime_logs",
-]
 
 LOCAL_FILE_BUCKET = "local-file"
 """Stands in for the bucket of a local file's rows, so their source identity (and the eventId derived from it for
