@@ -728,3 +728,36 @@ def test_redrive_keeps_the_message_group_of_fifo_messages(cli: Callable[..., Ran
     )["Messages"]
     groups = {json.loads(m["Body"])["sessionId"]: m["Attributes"]["MessageGroupId"] for m in messages}
     assert groups == {"s-1": "s-1", "s-2": "s-2"}
+
+
+def test_replay_limit_caps_the_messages_looked_at_and_leaves_the_rest(
+    cli: Callable[..., Ran], deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN three rejected items, valid as they are once the forbidden property is gone
+    _reject_through_the_function(
+        deployed, monkeypatch, "items", [{"itemId": f"i-{n}", "properties": {"userId": "u"}} for n in range(3)]
+    )
+
+    # WHEN two are replayed with --limit 2, fixed by a callable that drops the property
+    fix = deployed.outputs.parent / "drop_user.py"
+    fix.write_text("def fix(record, reject):\n    record['properties'].pop('userId')\n    return record\n")
+    ran = cli(
+        "replay",
+        "--entity",
+        "items",
+        "--fix",
+        f"{fix}:fix",
+        "--to",
+        "queue",
+        "--limit",
+        "2",
+        "--outputs",
+        deployed.outputs,
+        "--json",
+    )
+
+    # THEN two were sent and deleted, the third is still in the rejects queue
+    assert ran.code == OK
+    assert (ran.json["lookedAt"], ran.json["outcomes"]) == (2, {"sent": 2})
+    assert len(drain(deployed.sqs, deployed.items_queue_url)) == 2
+    assert len(drain(deployed.sqs, deployed.rejects_url)) == 1
