@@ -53,14 +53,19 @@ def producer_environment(moto_url: str, emulator_url: str, region: str, outputs_
     }
 
 
-def resource_names(stack: LocalStack) -> dict[str, Any]:
-    """Streams, source queues and the bucket with the prefix each entity's files go under."""
+def resource_names(stack: LocalStack, outputs: dict[str, str]) -> dict[str, Any]:
+    """Streams, source queues, the bucket files are dropped in (prefix per entity), where rejects and failed
+    Kinesis batches go."""
     return {
         "streams": sorted(s.name for s in stack.streams.values()),
         "queues": sorted(q.url for q in stack.queues.values() if q.arn in stack.sqs_sources()),
         "buckets": {
-            b.name: sorted({n.prefix for n in b.notifications if n.prefix}) for b in stack.buckets.values()
+            b.name: sorted({n.prefix for n in b.notifications if n.prefix})
+            for b in stack.buckets.values()
+            if b.notifications
         },
+        "rejectsQueue": outputs.get("RejectsQueueUrl"),
+        "failedBatchesBucket": outputs.get("FailedBatchesBucketName"),
     }
 
 
@@ -98,7 +103,7 @@ def serve(args: argparse.Namespace) -> int:
                 "moto": moto_url,
                 "emulator": emulator_url,
                 "environment": environment,
-                "resources": resource_names(stack),
+                "resources": resource_names(stack, outputs),
                 "stateDir": str(state_dir),
             }
             _write_json(state_dir / "state.json", state)

@@ -205,8 +205,10 @@ def describe(state: dict[str, Any]) -> str:
         *(f"  {name}" for name in resources["streams"]),
         "queues:",
         *(f"  {url}" for url in resources["queues"]),
-        "buckets (prefix per entity):",
+        "files (bucket, prefix per entity):",
         *(f"  s3://{bucket}/  {' '.join(prefixes)}" for bucket, prefixes in resources["buckets"].items()),
+        f"rejects queue: {resources.get('rejectsQueue') or '(none)'}",
+        f"failed Kinesis batches: s3://{resources.get('failedBatchesBucket') or '(none)'}/",
         "",
         "then: personalize-ingest status | replay --entity E --dry-run; "
         f"python -m emulator dump events --url {state['emulator']}",
