@@ -13,9 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import baselines, items, kinesis, machine, prepare_cpu, report, s3_events, schema_calls
+from benchmarks import baselines, items, kinesis, machine, movielens, prepare_cpu, report, s3_events, schema_calls
 from benchmarks.harness import Bench, running_bench
-from benchmarks.movielens import DATA_DIR, DataMissing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FULL_RESULTS = REPO_ROOT / "benchmarks" / "results" / "latest.json"
@@ -61,6 +60,11 @@ def default_output(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     output = args.output or default_output(args)
+    # NOTE: checked before any server starts, so a missing data set is one line, not a worker's traceback.
+    problem = movielens.missing()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     selected = args.only or list(SCENARIOS)
     facts = machine.describe()
     print(
@@ -78,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
                 scenario_started = time.perf_counter()
                 results.extend(SCENARIOS[name](bench, args.quick, args))
                 print(f"   {name}: {time.perf_counter() - scenario_started:.1f} s", flush=True)
-    except DataMissing as missing:
-        print(f"error: {missing}", file=sys.stderr)
+    except movielens.DataMissing as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     report.print_tables(results, sys.stdout)
     document = {
         "mode": "quick" if args.quick else "full",
         "scenarios": selected,
-        "dataDir": str(DATA_DIR),
+        "dataDir": str(movielens.DATA_DIR),
         "durationS": round(time.perf_counter() - started, 1),
         "machine": {**facts, "loadAverageAtEnd": list(machine.load_average())},
         "results": results,
