@@ -149,6 +149,9 @@ class SourceFigures:
     lost: int = 0
     duplicated: int = 0
     duplicated_floor: int = 0
+    """Records stored more than once where an earlier copy's call was stored but its answer lost."""
+    lost_responses: int = 0
+    """Calls the service stored whose answer never reached the function (the at-least-once floor's cause)."""
     calls: int = 0
     attempts: int = 0
     order_violations: int = 0
@@ -421,19 +424,21 @@ def print_report(result: SoakResult, out: Callable[[str], None] = print) -> None
         "lost",
         "duplicated",
         "duplicated_floor",
+        "lost_responses",
         "calls",
         "attempts",
         "order_violations",
     )
-    out(f"{'run':<18}" + "".join(f"{c:>17}" for c in (*columns, "calls/record", "seconds")))
+    headers = (*columns, "calls/record", "seconds")
+    widths = [max(len(h), 7) + 2 for h in headers]
+    out(f"{'run':<18}" + "".join(f"{h:>{w}}" for h, w in zip(headers, widths, strict=True)))
     for baseline, faulty in result.figures:
         for label, figures in (("fault-free", baseline), ("faults", faulty)):
-            values = [getattr(figures, c) for c in columns]
-            per_record = figures.calls / max(1, figures.sent)
+            values = [str(getattr(figures, c)) for c in columns]
+            values += [f"{figures.calls / max(1, figures.sent):.3f}", f"{figures.seconds:.1f}"]
             out(
                 f"{figures.source + ' ' + label:<18}"
-                + "".join(f"{v:>17}" for v in values)
-                + f"{per_record:>17.3f}{figures.seconds:>17.1f}"
+                + "".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True))
             )
     out("")
     for verdict in result.verdicts:
