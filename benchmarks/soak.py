@@ -30,6 +30,7 @@ import os
 import random
 import sys
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -92,8 +93,10 @@ def build_workload(kinesis: int, sqs: int, fifo: int, shards: int, seed: int) ->
                 work.valid[source][event["eventId"]] = session
                 work.order[source][session].append(event["eventId"])
             if source == "kinesis":
-                shard = shard_records[hash(session) % shards]
-                shard.append(f.kinesis_record(payload, f.sequence_number(len(shard) + 1), stream_arn=STREAM_ARN))
+                # NOTE: a stable hash (str hashes change per process) and sequence numbers unique in the stream,
+                # increasing within each shard, as Kinesis assigns them.
+                shard = shard_records[zlib.crc32(session.encode()) % shards]
+                shard.append(f.kinesis_record(payload, f.sequence_number(number + 1), stream_arn=STREAM_ARN))
             elif source == "sqs":
                 work.sqs.append(f.sqs_message(payload, f"m-{number}", arn=QUEUE_ARN))
             else:
@@ -231,6 +234,7 @@ class Soak:
         lost_responses = {
             c["requestId"] for c in calls if c["status"] == 0 and c["requestId"] in stored_by_request
         }
+        figures.lost_responses = len(lost_responses)
         copies: dict[str, list[str]] = defaultdict(list)
         first_stored: dict[str, int] = {}
         for index, row in enumerate(rows):
