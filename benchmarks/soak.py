@@ -30,6 +30,7 @@ import os
 import random
 import sys
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -92,8 +93,10 @@ def build_workload(kinesis: int, sqs: int, fifo: int, shards: int, seed: int) ->
                 work.valid[source][event["eventId"]] = session
                 work.order[source][session].append(event["eventId"])
             if source == "kinesis":
-                shard = shard_records[hash(session) % shards]
-                shard.append(f.kinesis_record(payload, f.sequence_number(len(shard) + 1), stream_arn=STREAM_ARN))
+                # NOTE: a stable hash (str hashes change per process) and sequence numbers unique in the stream,
+                # increasing within each shard, as Kinesis assigns them.
+                shard = shard_records[zlib.crc32(session.encode()) % shards]
+                shard.append(f.kinesis_record(payload, f.sequence_number(number + 1), stream_arn=STREAM_ARN))
             elif source == "sqs":
                 work.sqs.append(f.sqs_message(payload, f"m-{number}", arn=QUEUE_ARN))
             else:
@@ -149,6 +152,9 @@ class SourceFigures:
     lost: int = 0
     duplicated: int = 0
     duplicated_floor: int = 0
+    """Records stored more than once where an earlier copy's call was stored but its answer lost."""
+    lost_responses: int = 0
+    """Calls the service stored whose answer never reached the function (the at-least-once floor's cause)."""
     calls: int = 0
     attempts: int = 0
     order_violations: int = 0
@@ -228,6 +234,7 @@ class Soak:
         lost_responses = {
             c["requestId"] for c in calls if c["status"] == 0 and c["requestId"] in stored_by_request
         }
+        figures.lost_responses = len(lost_responses)
         copies: dict[str, list[str]] = defaultdict(list)
         first_stored: dict[str, int] = {}
         for index, row in enumerate(rows):
@@ -421,19 +428,21 @@ def print_report(result: SoakResult, out: Callable[[str], None] = print) -> None
         "lost",
         "duplicated",
         "duplicated_floor",
+        "lost_responses",
         "calls",
         "attempts",
         "order_violations",
     )
-    out(f"{'run':<18}" + "".join(f"{c:>17}" for c in (*columns, "calls/record", "seconds")))
+    headers = (*columns, "calls/record", "seconds")
+    widths = [max(len(h), 7) + 2 for h in headers]
+    out(f"{'run':<18}" + "".join(f"{h:>{w}}" for h, w in zip(headers, widths, strict=True)))
     for baseline, faulty in result.figures:
         for label, figures in (("fault-free", baseline), ("faults", faulty)):
-            values = [getattr(figures, c) for c in columns]
-            per_record = figures.calls / max(1, figures.sent)
+            values = [str(getattr(figures, c)) for c in columns]
+            values += [f"{figures.calls / max(1, figures.sent):.3f}", f"{figures.seconds:.1f}"]
             out(
                 f"{figures.source + ' ' + label:<18}"
-                + "".join(f"{v:>17}" for v in values)
-                + f"{per_record:>17.3f}{figures.seconds:>17.1f}"
+                + "".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True))
             )
     out("")
     for verdict in result.verdicts:

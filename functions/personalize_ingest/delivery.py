@@ -234,7 +234,7 @@ class Deliverer:
                 break
         self._settle_refusals(refused, ends)
         self._share_fate_with_successor(calls, ends)
-        delivery.outcomes = [ends[id(p)] for p in prepared]
+        delivery.outcomes = [ends.get(id(p)) or self._unaccounted(p) for p in prepared]
         self._log_finished(delivery)
         return delivery
 
@@ -431,6 +431,12 @@ class Deliverer:
                     f"superseded by a later record of the same id that failed: {successor.reason}",
                     retryable=successor.retryable,
                 )
+
+    def _unaccounted(self, prepared: Prepared) -> RecordOutcome:
+        # NOTE: a defect guard: every record must end with an outcome; one that did not is failed (Lambda retries
+        # it), never acknowledged.
+        logger.error("a record ended without an outcome: reported failed", extra={"entity": self._entity.name})
+        return RecordOutcome.failed(prepared.record, "not accounted for by delivery (a defect)")
 
     def _log_finished(self, delivery: Delivery) -> None:
         counts = Counter(outcome.fate for outcome in delivery.outcomes)

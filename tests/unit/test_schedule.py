@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from personalize_ingest.batching import plan
 from personalize_ingest.entities import EVENTS, ITEMS, Entity
 from personalize_ingest.model import Prepared, Record, SourceRef
@@ -145,3 +148,67 @@ def test_deferred_calls_come_back_in_a_later_round_and_fail_when_abandoned() -> 
     assert [reason for _, reason in failures] == ["throttled again"] * 10
     assert [position(u.prepared) for u in schedule.pop_unsent()] == [10, 11]
     assert schedule.take() is None and not schedule.has_deferred
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    sessions=st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=60),
+    fates=st.lists(st.sampled_from(["ok", "ok", "ok", "defer", "fail"]), min_size=1, max_size=200),
+    in_flight=st.integers(min_value=1, max_value=4),
+    checkpointed=st.booleans(),
+)
+def test_every_record_is_accounted_once_and_no_order_is_broken(
+    sessions: list[int], fates: list[str], in_flight: int, checkpointed: bool
+) -> None:
+    # GIVEN records of a few interleaved sessions, calls ending as the fates say, several calls in flight
+    prepared = [event(position, f"s-{session}") for position, session in enumerate(sessions)]
+    schedule = schedule_of(prepared, checkpointed=checkpointed)
+    fate = iter(fates * 50)
+    delivered: list[Prepared] = []
+    failed: list[Prepared] = []
+    unsent: list[Prepared] = []
+    running: list[tuple[int, list[Prepared]]] = []
+    sent_after_cutoff: list[int] = []
+    rounds = 0
+
+    # WHEN the schedule is driven to the end (later rounds at most twice, then abandoned)
+    while True:
+        while len(running) < in_flight and (taken := schedule.take()) is not None:
+            lane, batch = taken
+            assert all(lane != other for other, _ in running), "two calls of one lane in flight"
+            if schedule.cutoff is not None:
+                sent_after_cutoff += [position(p) for p in batch.prepared if position(p) >= schedule.cutoff]
+            running.append((lane, list(batch.prepared)))
+        unsent += [u.prepared for u in schedule.pop_unsent()]
+        if running:
+            lane, records = running.pop(0)
+            outcome = next(fate)
+            if outcome == "ok":
+                delivered += records
+                schedule.succeeded(lane)
+            elif outcome == "defer":
+                schedule.defer(lane, records, [(p, "throttled") for p in records])
+            else:
+                failed += records
+                schedule.failed_for_good(lane, records)
+            continue
+        if schedule.has_deferred and rounds < 2:
+            rounds += 1
+            schedule.next_round()
+            continue
+        failed += [p for p, _ in schedule.abandon()]
+        unsent += [u.prepared for u in schedule.pop_unsent()]
+        break
+
+    # THEN every record ended exactly once: delivered, failed or not sent
+    ended = [id(p) for p in delivered + failed + unsent]
+    assert sorted(ended) == sorted(id(p) for p in prepared)
+    # THEN within a session, what was delivered is in source order and precedes anything failed or not sent
+    for session in set(sessions):
+        mine = [p for p in prepared if p.session_id == f"s-{session}"]
+        done = [position(p) for p in delivered if p.session_id == f"s-{session}"]
+        assert done == sorted(done)
+        assert done == [position(p) for p in mine[: len(done)]]
+    # THEN on a checkpointed source nothing at or after the cutoff was sent once the cutoff was known
+    if checkpointed:
+        assert sent_after_cutoff == []
