@@ -55,6 +55,7 @@ from personalize_ingest.entities import Entity
 from personalize_ingest.transport import Transport
 
 SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGNED_HEADERS_BLOCKLIST = frozenset({"expect", "transfer-encoding", "user-agent", "x-amzn-trace-id"})
 """Headers SigV4 leaves unsigned (botocore.auth.SIGNED_HEADERS_BLACKLIST)."""
 
@@ -66,14 +67,16 @@ def wire_timestamp(value: Any) -> Any:
     # ``calendar.timegm(dt.timetuple())`` plus ``dt.microsecond`` added as integers before dividing.
     """
     if isinstance(value, datetime):
-        moment = value.astimezone(UTC)
+        # NOTE: the exact integer seconds of an aware datetime, without timetuple() (same value as timegm's).
+        delta = value - _EPOCH
+        seconds, microsecond = delta.days * 86_400 + delta.seconds, delta.microseconds
     elif isinstance(value, int | float) and not isinstance(value, bool):
         moment = datetime.fromtimestamp(value, UTC)
+        seconds, microsecond = calendar.timegm(moment.timetuple()), moment.microsecond
     else:
         return value
-    seconds = calendar.timegm(moment.timetuple())
-    if moment.microsecond > 0:
-        return (seconds * 10**6 + moment.microsecond) / 10**6
+    if microsecond > 0:
+        return (seconds * 10**6 + microsecond) / 10**6
     return seconds
 
 
