@@ -43,6 +43,7 @@ TITLES = {
     "s3_events": "2. events function, MovieLens ratings object via SQS S3 notification",
     "s3_items": "3. items function, MovieLens movies object via SQS S3 notification",
     "kinesis_events": "4. events function, Kinesis event of camelCase JSON events",
+    "files": "5. big S3 files: resuming by position, linear CPU, flat memory, byte-range fan-out",
 }
 
 
