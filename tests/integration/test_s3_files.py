@@ -19,6 +19,7 @@ import pytest
 
 from emulator.config import DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle
+from personalize_ingest.s3objects import MAX_LINE_BYTES
 from personalize_ingest.s3stage import S3_CHUNK_MAX_BYTES
 from tests.support import factories as f
 from tests.support.environment import drain
@@ -240,3 +241,23 @@ def test_a_file_of_undecodable_lines_is_rejected_line_by_line_with_memory_bounde
     assert (result["rejected"], result["rejectCodes"]) == (300, {"invalid_encoding": 300})
     assert result["rejects"][0]["reason"] == "line 2 is not UTF-8 (byte 7 of the line)"
     assert emulator.calls() == []
+
+
+def test_a_row_longer_than_the_byte_cap_is_one_reject_and_its_neighbours_are_delivered(
+    aws: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    # GIVEN JSON Lines items whose second line is longer than MAX_LINE_BYTES
+    huge = json.dumps({"itemId": "i-huge", "properties": {"x": "y" * (MAX_LINE_BYTES + 10)}}).encode()
+    body = b'{"itemId": "i-1"}\n' + huge + b'\n{"itemId": "i-3"}\n'
+    event = announce(aws, "items/long.jsonl", body)
+
+    # WHEN handled
+    assert handler("items")(event, f.FakeLambdaContext()) == {"batchItemFailures": []}
+
+    # THEN the two short rows were sent, the long one set aside by its line without its bytes, and the result
+    # file counts it
+    assert sorted(e["element"]["itemId"] for e in emulator.records("items")) == ["i-1", "i-3"]
+    (reject,) = [json.loads(b) for b in drain(aws["sqs"], aws["rejects"])]
+    assert (reject["code"], reject["source"]["line"]) == ("too_long", 2)
+    result = result_file(aws["s3"], aws["bucket"], "items/long.jsonl")
+    assert (result["status"], result["delivered"], result["rejectCodes"]) == ("complete", 2, {"too_long": 1})
