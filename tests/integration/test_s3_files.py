@@ -132,6 +132,23 @@ def test_a_gzip_object_above_the_fan_out_size_is_read_in_one_line_of_continuatio
     assert receive_all(aws["sqs"], aws["url"]) == []
 
 
+def test_an_object_announced_on_a_fifo_queue_is_never_fanned_out(
+    aws: dict[str, Any], emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN fan-out from 1 KB, and a plain object announced by EventBridge through a FIFO queue
+    monkeypatch.setenv("S3_FANOUT_MIN_BYTES", "1024")
+    url, arn = queue(aws["sqs"], f"fifo-{uuid.uuid4().hex[:8]}.fifo", fifo=True)
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key="events/ordered.csv", Body=interactions_csv(800))
+    announcement = f.eventbridge_object_created(aws["bucket"], "events/ordered.csv", etag=put["ETag"].strip('"'))
+    event = f.sqs_event([f.sqs_message(announcement, "notice", arn=arn, group_id="files")])
+
+    # WHEN handled / THEN this invocation reads it whole, no range message is queued
+    assert handler()(event, f.FakeLambdaContext()) == {"batchItemFailures": []}
+    assert sorted(int(r["element"]["itemId"][2:]) for r in emulator.records("events")) == list(range(800))
+    assert receive_all(aws["sqs"], url) == []
+    assert result_file(aws["s3"], aws["bucket"], "events/ordered.csv")["status"] == "complete"
+
+
 def test_an_object_replaced_between_two_reads_ends_in_a_reject_and_a_changed_result_not_a_loop(
     aws: dict[str, Any], emulator: EmulatorHandle
 ) -> None:
