@@ -13,7 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import baselines, items, kinesis, machine, movielens, prepare_cpu, report, s3_events, schema_calls
+from benchmarks import (
+    baselines,
+    files,
+    items,
+    kinesis,
+    machine,
+    movielens,
+    prepare_cpu,
+    report,
+    s3_events,
+    schema_calls,
+)
 from benchmarks.harness import Bench, running_bench
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +39,7 @@ SCENARIOS: dict[str, Callable[[Bench, bool, argparse.Namespace], list[dict[str, 
     kinesis.SCENARIO: lambda bench, quick, _: kinesis.run(bench, quick),
     baselines.SCENARIO: lambda bench, quick, _: baselines.run(bench, quick),
     schema_calls.SCENARIO: lambda bench, quick, _: schema_calls.run(bench, quick),
+    files.SCENARIO: lambda bench, quick, _: files.run(bench, quick),
 }
 
 

@@ -45,6 +45,7 @@ TITLES = {
     "kinesis_events": "4. events function, Kinesis event of camelCase JSON events",
     "baselines": "5. events function vs the per-record pattern and a default boto3 client, 20 ms per call",
     "schema_calls": "6. calls made with 1 % schema-breaking records, with and without the dataset schema",
+    "files": "7. big S3 files: resuming by position, linear CPU, flat memory, byte-range fan-out",
 }
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from emulator.config import DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle
+from personalize_ingest.s3objects import MAX_LINE_BYTES
 from personalize_ingest.s3stage import S3_CHUNK_MAX_BYTES
 from tests.support import factories as f
 from tests.support.environment import drain
@@ -131,6 +132,23 @@ def test_a_gzip_object_above_the_fan_out_size_is_read_in_one_line_of_continuatio
     assert receive_all(aws["sqs"], aws["url"]) == []
 
 
+def test_an_object_announced_on_a_fifo_queue_is_never_fanned_out(
+    aws: dict[str, Any], emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN fan-out from 1 KB, and a plain object announced by EventBridge through a FIFO queue
+    monkeypatch.setenv("S3_FANOUT_MIN_BYTES", "1024")
+    url, arn = queue(aws["sqs"], f"fifo-{uuid.uuid4().hex[:8]}.fifo", fifo=True)
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key="events/ordered.csv", Body=interactions_csv(800))
+    announcement = f.eventbridge_object_created(aws["bucket"], "events/ordered.csv", etag=put["ETag"].strip('"'))
+    event = f.sqs_event([f.sqs_message(announcement, "notice", arn=arn, group_id="files")])
+
+    # WHEN handled / THEN this invocation reads it whole, no range message is queued
+    assert handler()(event, f.FakeLambdaContext()) == {"batchItemFailures": []}
+    assert sorted(int(r["element"]["itemId"][2:]) for r in emulator.records("events")) == list(range(800))
+    assert receive_all(aws["sqs"], url) == []
+    assert result_file(aws["s3"], aws["bucket"], "events/ordered.csv")["status"] == "complete"
+
+
 def test_an_object_replaced_between_two_reads_ends_in_a_reject_and_a_changed_result_not_a_loop(
     aws: dict[str, Any], emulator: EmulatorHandle
 ) -> None:
@@ -240,3 +258,23 @@ def test_a_file_of_undecodable_lines_is_rejected_line_by_line_with_memory_bounde
     assert (result["rejected"], result["rejectCodes"]) == (300, {"invalid_encoding": 300})
     assert result["rejects"][0]["reason"] == "line 2 is not UTF-8 (byte 7 of the line)"
     assert emulator.calls() == []
+
+
+def test_a_row_longer_than_the_byte_cap_is_one_reject_and_its_neighbours_are_delivered(
+    aws: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    # GIVEN JSON Lines items whose second line is longer than MAX_LINE_BYTES
+    huge = json.dumps({"itemId": "i-huge", "properties": {"x": "y" * (MAX_LINE_BYTES + 10)}}).encode()
+    body = b'{"itemId": "i-1"}\n' + huge + b'\n{"itemId": "i-3"}\n'
+    event = announce(aws, "items/long.jsonl", body)
+
+    # WHEN handled
+    assert handler("items")(event, f.FakeLambdaContext()) == {"batchItemFailures": []}
+
+    # THEN the two short rows were sent, the long one set aside by its line without its bytes, and the result
+    # file counts it
+    assert sorted(e["element"]["itemId"] for e in emulator.records("items")) == ["i-1", "i-3"]
+    (reject,) = [json.loads(b) for b in drain(aws["sqs"], aws["rejects"])]
+    assert (reject["code"], reject["source"]["line"]) == ("too_long", 2)
+    result = result_file(aws["s3"], aws["bucket"], "items/long.jsonl")
+    assert (result["status"], result["delivered"], result["rejectCodes"]) == ("complete", 2, {"too_long": 1})
