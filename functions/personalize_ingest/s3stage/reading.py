@@ -43,6 +43,7 @@ from personalize_ingest.s3objects import (
 )
 from personalize_ingest.s3stage.chunks import Chunk, ChunkCost, in_runs, lines_of, merge_lines
 from personalize_ingest.s3stage.fanout import may_fan_out, split_into_ranges
+from personalize_ingest.s3stage.progress import delete_marker, write_marker
 from personalize_ingest.s3stage.queueing import NotQueued, send_to_source_queue
 from personalize_ingest.sources import ByteRange, continuation_body
 
@@ -58,9 +59,13 @@ REJECT_FLUSH_BYTES = 192 * 1024
 
 
 class ObjectRead:
-    """Reads ``ref`` (announced by ``item``) for ``stage``'s invocation; :meth:`run` accounts every row."""
+    """Reads ``ref`` (announced by ``item``) for ``stage``'s invocation; :meth:`run` accounts every row.
 
-    def __init__(self, stage: ObjectStage, item: BatchItem, ref: ObjectRef) -> None:
+    ``marker`` is the key of the object's progress marker when ``item`` came from a FIFO queue: out of time, the
+    read keeps its position there instead of sending a continuation (:mod:`personalize_ingest.s3stage.progress`).
+    """
+
+    def __init__(self, stage: ObjectStage, item: BatchItem, ref: ObjectRef, marker: str | None = None) -> None:
         self.stage = stage
         self.sink = stage.sink
         self.deadline = stage.deadline
@@ -68,6 +73,7 @@ class ObjectRead:
         self.entity = stage.settings.entity
         self.item = item
         self.ref = ref
+        self.marker = marker
         self.result = ObjectResult.resuming(ref.start_line, ref.progress)
         self.handled_at_start = self.result.handled
         self.etag_seen: str | None = None
@@ -86,7 +92,10 @@ class ObjectRead:
         """Read the object from the message's position to its end, the deadline or a stop; write its report."""
         logger.info("reading S3 object", extra=self.where)
         if self.ref.hops >= self.settings.s3_max_hops:
-            self._stop(f"stopped after {self.ref.hops} continuations (S3_MAX_HOPS is {self.settings.s3_max_hops})")
+            self._stop(
+                f"stopped after {self.ref.hops} continuations (S3_MAX_HOPS is {self.settings.s3_max_hops})"
+                + self._redelivery_note()
+            )
             self._finish(STOPPED)
             return
         status, resume = COMPLETE, None
@@ -128,13 +137,19 @@ class ObjectRead:
             # NOTE: the result says "continued" before the continuation exists, so a fast continuation's final
             # result can never be overwritten by this one.
             self.report(status, resume)
-            if self.queue([continuation_body(following)]):
+            if self.marker is not None:
+                if self.hold(following):
+                    return
+                status = INCOMPLETE
+            elif self.queue([continuation_body(following)]):
                 logger.info("deadline near: continuation sent, the message is acknowledged", extra=self.where)
                 return
             status = INCOMPLETE
         if status in (COMPLETE, UNREADABLE) and self.sink.outcome.is_failed(self.item.item_id):
             status = INCOMPLETE
         self.report(status)
+        if self.marker is not None and status in (COMPLETE, UNREADABLE, CHANGED):
+            self._forget_marker()
         logger.info(
             "S3 object processed",
             extra={**self.where, "status": status, "last_line": self.result.last_line, "error": self.result.error},
@@ -262,6 +277,7 @@ class ObjectRead:
             self._stop(
                 f"no row could be handled before the deadline (line {resume.line}, byte {resume.offset}); "
                 "the message is reported failed so the queue's retries and dead-letter queue apply"
+                + self._redelivery_note()
             )
             return STOPPED, None, ()
         return CONTINUED, resume, skip
@@ -376,6 +392,43 @@ class ObjectRead:
             progress=self.result.progress() if progress else None,
         )
 
+    def hold(self, following: ObjectRef) -> bool:
+        """FIFO: keep ``following`` in the progress marker and report the message failed, so it stays at the head
+        of its group and its redelivery resumes there; False (the message failed too) when the marker could not
+        be written: its redelivery then resumes from the previous marker, or from the object's start."""
+        try:
+            write_marker(self.stage.client("s3"), self.marker or "", self.item, following)
+        except (ClientError, BotoCoreError) as exc:
+            self.sink.outcome.mark_failed(self.item.item_id, f"the progress marker could not be written: {exc}")
+            logger.error(
+                "progress marker not written: the message is reported for retry",
+                extra={**self.where, "error": str(exc)},
+            )
+            return False
+        self.sink.outcome.mark_failed(
+            self.item.item_id,
+            f"held at the head of its FIFO group: its redelivery resumes at line {following.start_line}",
+        )
+        self.stage.hold(self.item)
+        logger.info("deadline near: progress kept, the FIFO message is held for redelivery", extra=self.where)
+        return True
+
+    def _forget_marker(self) -> None:
+        try:
+            delete_marker(self.stage.client("s3"), self.ref.bucket, self.marker or "")
+        except (ClientError, BotoCoreError) as exc:
+            # NOTE: a marker left behind is named by this message id: no other message resumes from it, and the
+            # results lifecycle rule expires it.
+            logger.warning("progress marker not deleted", extra={**self.where, "error": str(exc)})
+
+    def _redelivery_note(self) -> str:
+        if self.marker is None or self.item.receive_count is None:
+            return ""
+        return (
+            f"; this was receive {self.item.receive_count} of the FIFO message: it goes to the dead-letter queue "
+            "once the queue's maxReceiveCount is reached"
+        )
+
     def queue(self, bodies: list[str]) -> bool:
         """Put ``bodies`` on the announcing queue; False (and the message reported failed) when that failed."""
         try:
@@ -390,6 +443,12 @@ class ObjectRead:
 
     def report(self, status: str, resume: Position | None = None, **extra: Any) -> None:
         """Write this read's result file (its range's part file, and the summary once every range reported)."""
+        if self.marker is not None:
+            if status == CONTINUED:
+                # NOTE: no continuation message: the announcement itself is redelivered and resumes here.
+                extra.setdefault("resumesBy", "redelivery")
+            if self.item.receive_count is not None:
+                extra.setdefault("receiveCount", self.item.receive_count)
         document = self.result.document(self.ref, status, resume, **extra)
         try:
             summary = write_report(self.stage.client("s3"), self.ref, document)
