@@ -33,16 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from personalize_ingest.contract import RESULTS_PREFIX
+from personalize_ingest.contract import PROGRESS_FOLDER, RESULTS_PREFIX
 from personalize_ingest.sources import continuation_body, continuation_ref
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from personalize_ingest.sources import BatchItem, ObjectRef
-
-PROGRESS_FOLDER = ".progress/"
-"""Markers of ``<key>`` live under ``results/<key>.progress/`` (the stack lets the function delete only there)."""
 
 
 def marker_key(item: BatchItem, ref: ObjectRef) -> str:
