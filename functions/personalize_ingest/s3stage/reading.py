@@ -3,8 +3,9 @@
 The read resumes where its message says (a byte offset, so resuming costs the same anywhere in a plain object),
 delivers chunk after chunk while the measured cost of the next chunk fits before the deadline's margin, and ends
 in exactly one of: the object's end (``complete``), a continuation message pointing strictly past where it began
-(``continued``), a failed message (``incomplete`` / ``stopped``: the queue's retries and dead-letter queue apply),
-or a record set aside naming why the rest cannot be read (``changed``).
+(``continued``; on a FIFO queue a progress marker and the message held for redelivery instead, see
+:mod:`personalize_ingest.s3stage.progress`), a failed message (``incomplete`` / ``stopped``: the queue's retries
+and dead-letter queue apply), or a record set aside naming why the rest cannot be read (``changed``).
 """
 
 from __future__ import annotations
