@@ -548,3 +548,31 @@ def test_fifo_object_that_needs_more_hops_than_allowed_stops_and_its_message_fai
     assert len(progress_markers(aws, key)) == 1
     # AND the stopped message was not made visible again: it waits for its visibility timeout (then the DLQ)
     assert receive_all(aws["sqs"], url) == []
+
+
+def test_fifo_redelivery_that_handles_no_row_fails_normally_and_keeps_the_marker(
+    aws: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    # GIVEN a FIFO group [1,300-row object, later record] whose first round delivered one chunk and kept a marker
+    key = "events/fifo-no-progress.csv"
+    url, arn, _ = fifo_group_with_a_big_object(aws, key, 1_300)
+    first = poll(aws, url, arn, f.FakeLambdaContext(clock=clock_until(emulator, S3_CHUNK_ROWS)))
+    assert first is not None and len(first["batchItemFailures"]) == 2
+    (marker,) = progress_markers(aws, key)
+
+    # WHEN the redelivery has no time left at all
+    second = poll(aws, url, arn, f.FakeLambdaContext(clock=lambda: 0))
+
+    # THEN both messages fail again, nothing more was sent, and they are NOT made visible early (the visibility
+    # timeout, maxReceiveCount and the DLQ apply)
+    assert second is not None and len(second["batchItemFailures"]) == 2
+    assert emulator.counts()["events"] == S3_CHUNK_ROWS
+    assert receive_all(aws["sqs"], url) == []
+    # AND the result file says why and on which receive; the marker still points at the first row not handled
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert result["status"] == "stopped"
+    assert "no row could be handled" in result["error"] and "receive 2" in result["error"]
+    kept = json.loads(aws["s3"].get_object(Bucket=aws["bucket"], Key=marker)["Body"].read())
+    assert kept["continuation"]["line"] == S3_CHUNK_ROWS + 2
