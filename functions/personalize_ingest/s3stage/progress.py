@@ -31,14 +31,16 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from personalize_ingest.contract import PROGRESS_FOLDER, RESULTS_PREFIX
+from personalize_ingest.observability import logger
 from personalize_ingest.sources import continuation_body, continuation_ref
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from personalize_ingest.s3stage.reading import ObjectRead
     from personalize_ingest.sources import BatchItem, ObjectRef
 
 
@@ -84,3 +86,53 @@ def write_marker(s3: S3Client, key: str, item: BatchItem, following: ObjectRef) 
 def delete_marker(s3: S3Client, bucket: str, key: str) -> None:
     """Forget the marker (the object is finished); deleting a missing key succeeds."""
     s3.delete_object(Bucket=bucket, Key=key)
+
+
+# ---------------------------------------------------------------------------------------------------- one read
+
+
+def hold(read: ObjectRead, following: ObjectRef) -> bool:
+    """Keep ``following`` in ``read``'s marker and report its message failed, so it stays at the head of its
+    group and its redelivery resumes there (the stage makes it visible again last).
+
+    False (the message reported failed too) when the marker could not be written: the redelivery then resumes
+    from the previous marker, or from the object's start; rows are sent again, none is lost.
+    """
+    assert read.marker is not None
+    item = read.item
+    try:
+        write_marker(read.stage.client("s3"), read.marker, item, following)
+    except (ClientError, BotoCoreError) as exc:
+        read.sink.outcome.mark_failed(item.item_id, f"the progress marker could not be written: {exc}")
+        logger.error(
+            "progress marker not written: the message is reported for retry",
+            extra={**read.where, "error": str(exc)},
+        )
+        return False
+    read.sink.outcome.mark_failed(
+        item.item_id, f"held at the head of its FIFO group: its redelivery resumes at line {following.start_line}"
+    )
+    read.stage.hold(item)
+    logger.info("deadline near: progress kept, the FIFO message is held for redelivery", extra=read.where)
+    return True
+
+
+def forget(read: ObjectRead) -> None:
+    """Delete ``read``'s marker: its object is finished."""
+    assert read.marker is not None
+    try:
+        delete_marker(read.stage.client("s3"), read.ref.bucket, read.marker)
+    except (ClientError, BotoCoreError) as exc:
+        # NOTE: a marker left behind is named by this message id: no other message resumes from it, and the
+        # results lifecycle rule expires it.
+        logger.warning("progress marker not deleted", extra={**read.where, "error": str(exc)})
+
+
+def receive_note(read: ObjectRead) -> str:
+    """What a stopped FIFO read's error adds: which receive of the message this was ("" when unknown)."""
+    if read.marker is None or read.item.receive_count is None:
+        return ""
+    return (
+        f"; this was receive {read.item.receive_count} of the FIFO message: it goes to the dead-letter queue once "
+        "the queue's maxReceiveCount is reached"
+    )

@@ -44,7 +44,7 @@ from personalize_ingest.s3objects import (
 )
 from personalize_ingest.s3stage.chunks import Chunk, ChunkCost, in_runs, lines_of, merge_lines
 from personalize_ingest.s3stage.fanout import may_fan_out, split_into_ranges
-from personalize_ingest.s3stage.progress import delete_marker, write_marker
+from personalize_ingest.s3stage.progress import forget, hold, receive_note
 from personalize_ingest.s3stage.queueing import NotQueued, send_to_source_queue
 from personalize_ingest.sources import ByteRange, continuation_body
 
@@ -95,7 +95,7 @@ class ObjectRead:
         if self.ref.hops >= self.settings.s3_max_hops:
             self._stop(
                 f"stopped after {self.ref.hops} continuations (S3_MAX_HOPS is {self.settings.s3_max_hops})"
-                + self._redelivery_note()
+                + receive_note(self)
             )
             self._finish(STOPPED)
             return
@@ -139,7 +139,7 @@ class ObjectRead:
             # result can never be overwritten by this one.
             self.report(status, resume)
             if self.marker is not None:
-                if self.hold(following):
+                if hold(self, following):
                     return
                 status = INCOMPLETE
             elif self.queue([continuation_body(following)]):
@@ -150,7 +150,7 @@ class ObjectRead:
             status = INCOMPLETE
         self.report(status)
         if self.marker is not None and status in (COMPLETE, UNREADABLE, CHANGED):
-            self._forget_marker()
+            forget(self)
         logger.info(
             "S3 object processed",
             extra={**self.where, "status": status, "last_line": self.result.last_line, "error": self.result.error},
@@ -278,7 +278,7 @@ class ObjectRead:
             self._stop(
                 f"no row could be handled before the deadline (line {resume.line}, byte {resume.offset}); "
                 "the message is reported failed so the queue's retries and dead-letter queue apply"
-                + self._redelivery_note()
+                + receive_note(self)
             )
             return STOPPED, None, ()
         return CONTINUED, resume, skip
@@ -391,43 +391,6 @@ class ObjectRead:
             skip_lines=skip,
             part=part if part is not None else ref.part,
             progress=self.result.progress() if progress else None,
-        )
-
-    def hold(self, following: ObjectRef) -> bool:
-        """FIFO: keep ``following`` in the progress marker and report the message failed, so it stays at the head
-        of its group and its redelivery resumes there; False (the message failed too) when the marker could not
-        be written: its redelivery then resumes from the previous marker, or from the object's start."""
-        try:
-            write_marker(self.stage.client("s3"), self.marker or "", self.item, following)
-        except (ClientError, BotoCoreError) as exc:
-            self.sink.outcome.mark_failed(self.item.item_id, f"the progress marker could not be written: {exc}")
-            logger.error(
-                "progress marker not written: the message is reported for retry",
-                extra={**self.where, "error": str(exc)},
-            )
-            return False
-        self.sink.outcome.mark_failed(
-            self.item.item_id,
-            f"held at the head of its FIFO group: its redelivery resumes at line {following.start_line}",
-        )
-        self.stage.hold(self.item)
-        logger.info("deadline near: progress kept, the FIFO message is held for redelivery", extra=self.where)
-        return True
-
-    def _forget_marker(self) -> None:
-        try:
-            delete_marker(self.stage.client("s3"), self.ref.bucket, self.marker or "")
-        except (ClientError, BotoCoreError) as exc:
-            # NOTE: a marker left behind is named by this message id: no other message resumes from it, and the
-            # results lifecycle rule expires it.
-            logger.warning("progress marker not deleted", extra={**self.where, "error": str(exc)})
-
-    def _redelivery_note(self) -> str:
-        if self.marker is None or self.item.receive_count is None:
-            return ""
-        return (
-            f"; this was receive {self.item.receive_count} of the FIFO message: it goes to the dead-letter queue "
-            "once the queue's maxReceiveCount is reached"
         )
 
     def queue(self, bodies: list[str]) -> bool:
