@@ -478,10 +478,15 @@ def fifo_group_with_a_big_object(aws: dict[str, Any], key: str, rows: int) -> tu
 def test_fifo_object_resumes_at_the_head_of_its_group_before_a_later_message_of_the_group(
     aws: dict[str, Any], emulator: EmulatorHandle
 ) -> None:
-    # GIVEN a FIFO group holding the announcement of a 1,300-row object and, after it, a message with one record
+    # GIVEN a FIFO group holding the announcement of a 1,300-row object and, after it, a message with one record;
+    # and another group with one record
     rows = 1_300
     key = "events/fifo-big.csv"
     url, arn, _ = fifo_group_with_a_big_object(aws, key, rows)
+    other = {"sessionId": "s-other", "userId": "u-other", "eventType": "click", "itemId": "other-1", "sentAt": 1}
+    aws["sqs"].send_message(
+        QueueUrl=url, MessageBody=json.dumps(other), MessageGroupId="h", MessageDeduplicationId="other"
+    )
 
     # WHEN Lambda's poller runs rounds whose invocations each have time for one chunk of rows only
     responses = []
@@ -500,11 +505,15 @@ def test_fifo_object_resumes_at_the_head_of_its_group_before_a_later_message_of_
     assert responses[2] == {"batchItemFailures": []}
     # AND no continuation message was sent: the queue is empty
     assert receive_all(aws["sqs"], url) == []
-    # AND every row was delivered exactly once, and the later record only after the object's last row
+    # AND every row was delivered exactly once, and the later record only after the object's last row; the other
+    # group went on in the first round
     stored = emulator.records("events")
     items = [r["element"]["itemId"] for r in stored]
     assert items[-1] == "later-1"
-    assert sorted(int(item[2:]) for item in items[:-1]) == list(range(rows))
+    assert items.count("other-1") == 1 and items.index("other-1") < S3_CHUNK_ROWS + 1
+    rows_stored = [item for item in items if item.startswith("i-")]
+    assert sorted(int(item[2:]) for item in rows_stored) == list(range(rows))
+    assert len(items) == rows + 2
     assert not any(r["duplicate"] for r in stored)
     # AND the result file covers the whole object, and the progress marker is gone
     result = json.loads(
