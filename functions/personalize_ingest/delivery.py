@@ -203,7 +203,7 @@ class Deliverer:
         refused: list[tuple[Prepared, str]] = []
         # NOTE: independent lanes: a session's calls run one after another, every other call is a lane of its own.
         lanes = len({batch.lane if batch.lane is not None else id(batch) for batch in calls.batches})
-        workers = max(1, concurrent_calls_for(self._settings, lanes))
+        workers = max(1, concurrent_calls_for(self._settings, lanes, self._deadline.latency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-call") as pool:
             running: dict[Future[_CallResult], int] = {}
             while True:
@@ -298,7 +298,6 @@ class Deliverer:
             result.fail(batch.prepared, f"not sent: {self._stop_reason}", retryable=False)
             return
         scope = _CallScope(self._deadline, self._bucket)
-        started = time.monotonic()
         try:
             self._call(batch, scope, result)
         except DeadlineReached as exc:
@@ -325,8 +324,6 @@ class Deliverer:
             )
         else:
             self._accepted.set()
-            if scope.attempts == 1:
-                self._deadline.latency.observe(time.monotonic() - started)
             result.delivered.extend(batch.prepared)
 
     def _call(self, batch: Batch, scope: _CallScope, result: _CallResult) -> None:
