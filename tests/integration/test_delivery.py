@@ -231,12 +231,13 @@ def test_a_target_that_refuses_everything_is_not_split_forever(emulator: Emulato
     assert report.api_calls == len(emulator.calls("PutEvents"))
 
 
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
 def test_each_answered_attempt_feeds_the_latency_tracker_and_only_successes_set_what_a_call_needs(
-    emulator: EmulatorHandle,
+    emulator: EmulatorHandle, call_path: str
 ) -> None:
     # GIVEN a service that takes 100 ms per answer, and two cold trackers
     emulator.set_faults(latency={"distribution": "fixed", "ms": 100})
-    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"])
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], call_path=call_path)
     accepting, refusing = ServiceLatency(), ServiceLatency()
 
     # WHEN one invocation's call is accepted and another's is refused
