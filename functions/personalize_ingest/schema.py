@@ -44,7 +44,7 @@ from aws_lambda_powertools import Logger
 
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import RecordRejected
-from personalize_ingest.records import BULK_COLUMNS, camel_case
+from personalize_ingest.record_layout import BULK_COLUMNS, camel_case
 from personalize_ingest.validation import (
     INVALID_TYPE,
     MISSING_FIELD,
