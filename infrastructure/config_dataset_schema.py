@@ -56,10 +56,24 @@ def checked_inline(document: Mapping[str, Any], entity: Entity) -> PydanticCusto
     """None when the function can read ``document`` as ``entity``'s dataset schema, else the error (at ``schema``)
     saying why - in the runtime's own words, since it is the runtime's parser that reads it."""
     text = compact(document)
+    members = member_columns(entity)
     try:
-        DatasetSchema.from_avro(parse_document(text, "the schema"), member_columns(entity))
+        parsed = parse_document(text, "the schema")
+        DatasetSchema.from_avro(parsed, members)
     except SchemaError as exc:
         return invalid(f"expected the dataset's Avro record schema: {exc}; got {show(document)}", "schema")
+    if entity.dataset_type is not None:
+        # NOTE: a dataset of items, users or actions is keyed by its id field (ITEM_ID, USER_ID, ACTION_ID): a
+        # schema without it is another dataset's (a users schema given to items, say), whose checks would refuse
+        # every good record's properties.
+        names = sorted(str(field.get("name", "")) for field in parsed["fields"] if isinstance(field, Mapping))
+        missing = sorted(members - {name.upper() for name in names})
+        if missing:
+            return invalid(
+                f"expected the {entity.dataset_type} dataset's schema, with a field {', '.join(missing)}; got one "
+                f"with the fields {', '.join(names) or 'none'}",
+                "schema",
+            )
     if len(text) > INLINE_SCHEMA_MAX_CHARS:
         return invalid(
             f"expected at most {INLINE_SCHEMA_MAX_CHARS} characters of compact JSON (it travels in an environment "

@@ -36,6 +36,8 @@ ITEMS_SCHEMA = {
     ],
     "version": "1.0",
 }
+LONG_FIELDS = [{"name": f"FIELD_{i:04}", "type": "string"} for i in range(120)]
+"""Enough fields to take the schema past what an environment variable can carry."""
 ITEMS_FUNCTION = {
     "s3FanoutMinBytes": 32 * 1024 * 1024,
     "s3FanoutRangeBytes": 8 * 1024 * 1024,
@@ -274,12 +276,16 @@ def items(**body: Any) -> dict[str, Any]:
             id="schema-field-without-a-name",
         ),
         pytest.param(
-            items(
-                schema={"type": "record", "fields": [{"name": f"F{i:04}", "type": "string"} for i in range(150)]}
-            ),
+            items(schema={**ITEMS_SCHEMA, "fields": [*ITEMS_SCHEMA["fields"], *LONG_FIELDS]}),
             f"personalize.entities.items.schema: expected at most {INLINE_SCHEMA_MAX_CHARS} characters of compact "
             "JSON",
             id="schema-too-large-for-the-environment",
+        ),
+        pytest.param(
+            items(schema={**ITEMS_SCHEMA, "fields": [{"name": "USER_ID", "type": "string"}]}),
+            "personalize.entities.items.schema: expected the ITEMS dataset's schema, with a field ITEM_ID; got "
+            "one with the fields USER_ID",
+            id="schema-of-another-dataset",
         ),
         pytest.param(
             items(schema=ITEMS_SCHEMA, schemaArn=USERS_SCHEMA_ARN),
