@@ -141,7 +141,7 @@ class EntityConfig(Schema):
         if self.schema_from_dataset and self.entity.dataset_type is None:
             raise invalid(
                 f'"{FROM_DATASET}" needs a dataset target; {self.entity.name} sends with a tracking id, which '
-                "names no dataset: give the interactions schema's ARN in schemaArn, or the schema itself",
+                "names no dataset: give its dataset's schema ARN in schemaArn, or the schema itself",
                 "schema",
             )
         if isinstance(self.dataset_schema, dict):

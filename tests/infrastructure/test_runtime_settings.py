@@ -373,3 +373,38 @@ def test_the_schema_check_is_the_runtimes_own() -> None:
     assert str(caught.value).startswith("personalize.entities.items.schema: ")
     assert "is not an Avro record schema with a 'fields' list" in str(runtime_error.value)
     assert "is not an Avro record schema with a 'fields' list" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "schema_arn",
+    [
+        USERS_SCHEMA_ARN,
+        f"arn:aws-cn:personalize:cn-north-1:{ACCOUNT}:schema/a_b-9",
+        f"arn:aws:personalize:{REGION}:{ACCOUNT}:schema/",
+        f"arn:aws:personalize:{REGION}:{ACCOUNT}:schema/-leading-dash",
+        f"arn:aws:personalize:{REGION}:12345:schema/short-account",
+        f"arn:aws:personalize:{REGION}:{ACCOUNT}:dataset/shop/USERS",
+        f"arn:aws:personalize:{REGION}:{ACCOUNT}:schema/a/b",
+    ],
+)
+def test_the_stack_accepts_exactly_the_schema_arns_the_runtime_accepts(schema_arn: str) -> None:
+    # GIVEN what the runtime makes of the ARN in DATASET_SCHEMA_ARN
+    environ = {contract.DATASET_ARN_VARIABLE: USERS_ARN, contract.DATASET_SCHEMA_ARN: schema_arn}
+    try:
+        Settings.from_env(ENTITIES["users"], environ)
+        runtime_accepts = True
+    except ConfigurationError:
+        runtime_accepts = False
+
+    # WHEN the configuration gives it as schemaArn
+    try:
+        parse(
+            {"entities": {"users": {"datasetArn": USERS_ARN, "schemaArn": schema_arn, "sources": {"sqs": True}}}}
+        )
+        stack_accepts = True
+    except ConfigError as error:
+        assert str(error).startswith("personalize.entities.users.schemaArn: expected a schema ARN"), str(error)
+        stack_accepts = False
+
+    # THEN both agree: nothing the synth lets through fails every invocation, nothing good is refused
+    assert stack_accepts == runtime_accepts
