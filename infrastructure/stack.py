@@ -121,6 +121,8 @@ class PersonalizeIngestStack(Stack):
         CloudFormation creates or changes anything, so a wrong region fails the deploy instead of every call.
         """
         targets = {f"entities.{name}.datasetArn": region for name, region in self.config.dataset_regions.items()}
+        # A schema is read with DescribeSchema in the function's region: one of another region is never found.
+        targets |= {f"entities.{name}.schemaArn": region for name, region in self.config.schema_regions.items()}
         if self.config.alarm_topic_region is not None:
             # CloudWatch alarms can notify only a topic of their own region.
             targets["alarmTopicArn"] = self.config.alarm_topic_region

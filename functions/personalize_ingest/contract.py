@@ -27,6 +27,9 @@ DATASET_SCHEMA = "DATASET_SCHEMA"
 DATASET_SCHEMA_FILE = "DATASET_SCHEMA_FILE"
 DATASET_SCHEMA_ARN = "DATASET_SCHEMA_ARN"
 """A schema ARN read with DescribeSchema, or ``dataset``: DescribeDataset of the target first."""
+SCHEMA_FROM_DATASET = "dataset"
+"""The value of ``DATASET_SCHEMA_ARN`` that means: the target dataset's own schema (DescribeDataset, then
+DescribeSchema)."""
 PERSONALIZE_CALL_PATH = "PERSONALIZE_CALL_PATH"
 S3_FANOUT_MIN_BYTES = "S3_FANOUT_MIN_BYTES"
 """A plain object at least this large is split into byte ranges read by several invocations (standard queues)."""
@@ -72,6 +75,11 @@ DATASET_ARN_PATTERN = re.compile(
     r"dataset/(?P<group>[^/]+)/(?P<type>[A-Z_]+)$"
 )
 """A dataset ARN; ``region`` is where the dataset (and so the calls) live, ``type`` is ITEMS, USERS ..."""
+SCHEMA_ARN_PATTERN = re.compile(
+    r"^arn:(?P<partition>[a-z\d-]+):personalize:(?P<region>[a-z\d-]+):(?P<account>\d{12}):"
+    r"schema/(?P<name>[A-Za-z\d][A-Za-z\d_-]*)$"
+)
+"""A dataset schema's ARN (``DATASET_SCHEMA_ARN``); schemas are regional, like the datasets that use them."""
 TRACKING_ID_PATTERN = re.compile(r"^[A-Za-z\d][A-Za-z\d-]{0,255}$")
 """An event tracker's tracking id. NOTE: it carries no region: a tracker of another region cannot be detected
 before the first call, which then fails (docs/deploy.md, "Regions")."""

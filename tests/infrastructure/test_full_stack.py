@@ -22,12 +22,18 @@ SAMPLE = parse(sample_context()["personalize"])
 BY_NAME = {e.entity.name: e for e in SAMPLE.entities}
 CONTRACT_VARIABLES = {
     contract.REJECTS_QUEUE_URL,
-    contract.MAX_CONCURRENT_CALLS,
     contract.MAX_ATTEMPTS,
     contract.CALLS_PER_SECOND,
     contract.DEADLINE_MARGIN_MS,
     contract.METRICS_NAMESPACE,
     contract.SERVICE_NAME,
+    contract.PERSONALIZE_CALL_PATH,
+}
+S3_VARIABLES = {
+    contract.S3_FANOUT_MIN_BYTES,
+    contract.S3_FANOUT_RANGE_BYTES,
+    contract.S3_FANOUT_MAX_RANGES,
+    contract.S3_MAX_HOPS,
 }
 
 
@@ -81,8 +87,14 @@ def test_function_runtime_handler_bundle_and_environment(full: Synthesized, enti
     # AND its environment is exactly the runtime's contract
     variables = function["Environment"]["Variables"]
     target_variable = ENTITIES[entity].target_variable
-    expected = CONTRACT_VARIABLES | {target_variable}
-    assert set(variables) == expected | ({"DEFAULT_EVENT_TYPE"} if config.function.default_event_type else set())
+    expected = CONTRACT_VARIABLES | {target_variable} | (S3_VARIABLES if config.s3 is not None else set())
+    if config.function.default_event_type:
+        expected.add(contract.DEFAULT_EVENT_TYPE)
+    if config.function.max_concurrent_calls is not None:
+        expected.add(contract.MAX_CONCURRENT_CALLS)
+    if config.schema_variable is not None:
+        expected.add(config.schema_variable[0])
+    assert set(variables) == expected
     assert variables[target_variable] == config.target
     rejects_id = next(k for k in full.resources("AWS::SQS::Queue") if k.startswith("RejectsQueue"))
     assert variables["REJECTS_QUEUE_URL"] == {"Ref": rejects_id}
