@@ -77,8 +77,8 @@ def test_the_benchmark_without_data_says_in_one_line_what_it_needs(tmp_path: Pat
         timeout=60,
     )
 
-    # THEN they stop with exit 2 and one line naming the scenario, the files, the download and the variable; nothing
-    # is written (a full run would skip them with that line and run the scenarios that generate their own data)
+    # THEN they stop with exit 2 and one line naming the scenario, the files, the download and the variable;
+    # nothing is written (a full run skips them with that line and runs the scenarios that make their own data)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
