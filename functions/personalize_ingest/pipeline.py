@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from personalize_ingest import bulk_import
 from personalize_ingest.batching import ChunkRule, lane_key, max_per_call
 from personalize_ingest.config import ConfigurationError, Settings
 from personalize_ingest.deadline import Deadline
@@ -32,7 +33,14 @@ from personalize_ingest.records import prepare
 from personalize_ingest.rejects import RejectsSender
 from personalize_ingest.results import COMPLETE, CONTINUED, INCOMPLETE, UNREADABLE, ObjectResult, write_result
 from personalize_ingest.s3objects import ObjectFormatError, ObjectGone, iter_rows, open_object
-from personalize_ingest.sources import BatchItem, ObjectRef, SourceEvent, continuation_body, decode_event
+from personalize_ingest.sources import (
+    FIRST_LINE,
+    BatchItem,
+    ObjectRef,
+    SourceEvent,
+    continuation_body,
+    decode_event,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -284,6 +292,13 @@ class Invocation:
     # ------------------------------------------------------------------------------------------------ S3 objects
 
     def _process_object(self, item: BatchItem, ref: ObjectRef, source_event: SourceEvent) -> None:
+        if ref.start_line == FIRST_LINE:
+            # A new object may take the import route (functions/personalize_ingest/bulk_import.py) instead.
+            routed = bulk_import.offer(self.entity, item, ref, self.deadline)
+            if routed.failure is not None:
+                self.outcome.mark_failed(item.item_id, routed.failure)
+            if routed.taken:
+                return
         where = {"item": item.item_id, **ref.describe(), "start_line": ref.start_line}
         logger.info("reading S3 object", extra=where)
         result = ObjectResult.resuming(ref.start_line, ref.progress)
