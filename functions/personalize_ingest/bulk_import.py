@@ -50,7 +50,7 @@ from personalize_ingest.bulk_routing import (
 from personalize_ingest.config import ConfigurationError
 from personalize_ingest.entities import Entity
 from personalize_ingest.observability import ENTITY_DIMENSION, logger
-from personalize_ingest.results import result_key
+from personalize_ingest.results import result_key, write_result
 
 if TYPE_CHECKING:
     from personalize_ingest.deadline import Deadline
@@ -298,12 +298,7 @@ def _document(ref: ObjectRef, route: Route, name: str) -> dict[str, Any]:
 
 
 def _write(s3: Any, ref: ObjectRef, document: Mapping[str, Any]) -> None:
-    s3.put_object(
-        Bucket=ref.bucket,
-        Key=result_key(ref.key),
-        Body=json.dumps(document, indent=2).encode(),
-        ContentType="application/json",
-    )
+    write_result(s3, ref, document)
 
 
 def _metric(entity: Entity, name: str) -> None:

@@ -10,6 +10,10 @@
 | ``CALLS_PER_SECOND`` | 10 (0 = unlimited for PutEvents) | token bucket per target, shared by a container |
 | ``DEADLINE_MARGIN_MS`` | 5000 | stop starting calls when less than this is left of the invocation |
 | ``DEFAULT_EVENT_TYPE`` | unset | event type for events records that have none |
+| ``S3_FANOUT_MIN_BYTES`` | 67108864 (64 MiB) | plain objects from this size are read as byte ranges; 0 = never |
+| ``S3_FANOUT_RANGE_BYTES`` | 16777216 (16 MiB) | size of one byte range of a fanned-out object |
+| ``S3_FANOUT_MAX_RANGES`` | 64 | most ranges one object is split into (ranges grow past RANGE_BYTES to fit) |
+| ``S3_MAX_HOPS`` | 500 | continuations of one object (or range) before it is stopped and its message failed |
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ class Settings:
     calls_per_second: float
     deadline_margin_ms: int
     default_event_type: str | None
+    s3_fanout_min_bytes: int = 64 * 1024 * 1024
+    """Plain (not gzip) S3 objects from this size are split into byte ranges read at once; 0 = never."""
+    s3_fanout_range_bytes: int = 16 * 1024 * 1024
+    s3_fanout_max_ranges: int = 64
+    s3_max_hops: int = 500
+    """Continuations of one object or range before reading stops (a guard: every continuation makes progress)."""
 
     @classmethod
     def from_env(cls, entity: Entity, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +91,10 @@ class Settings:
             calls_per_second=_number(env, "CALLS_PER_SECOND", entity.default_calls_per_second, float, minimum=0),
             deadline_margin_ms=_number(env, "DEADLINE_MARGIN_MS", 5000, int, minimum=0),
             default_event_type=env.get("DEFAULT_EVENT_TYPE", "").strip() or None,
+            s3_fanout_min_bytes=_number(env, "S3_FANOUT_MIN_BYTES", 64 * 1024 * 1024, int, minimum=0),
+            s3_fanout_range_bytes=_number(env, "S3_FANOUT_RANGE_BYTES", 16 * 1024 * 1024, int, minimum=1024),
+            s3_fanout_max_ranges=_number(env, "S3_FANOUT_MAX_RANGES", 64, int, minimum=2),
+            s3_max_hops=_number(env, "S3_MAX_HOPS", 500, int, minimum=1),
         )
 
 

@@ -63,6 +63,19 @@ class Outcome:
         if self.fifo and group is not None:
             self._stopped_groups.add(group)
 
+    def withdraw_failure(self, item_id: str, records: int) -> None:
+        """Take back the failure of ``records`` records of ``item_id`` that a continuation message reads again.
+
+        They were never sent (the deadline came first), so here they count as neither received nor failed, and
+        the item is no longer reported failed; on FIFO its group goes on unless another of its items failed.
+        """
+        self._failed.pop(item_id, None)
+        self.tally.received -= records
+        self.tally.failed -= records
+        group = self._group_of.get(item_id)
+        if group is not None and not any(self._group_of.get(other) == group for other in self._failed):
+            self._stopped_groups.discard(group)
+
     def is_failed(self, item_id: str) -> bool:
         return item_id in self._failed
 

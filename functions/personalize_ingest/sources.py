@@ -32,11 +32,24 @@ class UnsupportedEvent(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ByteRange:
+    """One of the byte ranges a large plain object is fanned out into (each is read by its own message)."""
+
+    index: int
+    """0-based position of the range in the object."""
+    count: int
+    """How many ranges the object was split into: its result is complete once all of them reported."""
+    end: int
+    """Byte offset where the range ends (exclusive): a row starting there belongs to the next range."""
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectRef:
     """One S3 object to read, and where to start.
 
-    ``start_line`` is the first line still to process (1 = the whole object; a continuation starts later).
-    ``progress`` carries counts of earlier invocations of the same object (continuations), for its result file.
+    ``start_line`` / ``start_offset`` name the first row still to process (line 1 / None = the whole object; a
+    continuation starts later, at a byte offset in the object's content). ``progress`` carries counts of earlier
+    invocations of the same object or range (continuations), for its result file.
     """
 
     bucket: str
@@ -45,6 +58,16 @@ class ObjectRef:
     etag: str | None
     event_time: float
     start_line: int = FIRST_LINE
+    start_offset: int | None = None
+    """Byte offset of ``start_line`` in the object's content (decompressed for gzip); None = from the first row,
+    or a continuation of an earlier version of this function that carried its line only."""
+    hops: int = 0
+    """Continuations that led to this message (0 for an object's announcement and for a fanned-out range)."""
+    skip_lines: tuple[tuple[int, int], ...] = ()
+    """Lines at or after the start already delivered or set aside (a deadline that came inside a chunk), as
+    inclusive (first, last) pairs: they are read but not sent again."""
+    part: ByteRange | None = None
+    """The byte range this message reads, when the object was fanned out."""
     progress: Mapping[str, Any] | None = None
 
     def source(self, line: int | None = None) -> SourceRef:
@@ -277,6 +300,8 @@ def _continuation(item: BatchItem, value: dict[str, Any], source: SourceRef, arr
     continuation = value.get("continuation")
     if not isinstance(continuation, dict) or len(value) != 1:
         return False
+    offset = continuation.get("offset")
+    part = continuation.get("range")
     item.objects.append(
         ObjectRef(
             bucket=continuation["bucket"],
@@ -285,6 +310,10 @@ def _continuation(item: BatchItem, value: dict[str, Any], source: SourceRef, arr
             etag=None if continuation.get("versionId") else continuation.get("etag"),
             event_time=float(continuation["eventTime"]),
             start_line=int(continuation["line"]),
+            start_offset=None if offset is None else int(offset),
+            hops=int(continuation.get("hops", 0)),
+            skip_lines=tuple((int(first), int(last)) for first, last in continuation.get("skip", ())),
+            part=None if part is None else ByteRange(int(part["index"]), int(part["count"]), int(part["end"])),
             progress=continuation.get("progress"),
         )
     )
@@ -300,17 +329,28 @@ _ENVELOPES: tuple[Callable[[BatchItem, dict[str, Any], SourceRef, float], bool],
 )
 
 
-def continuation_body(ref: ObjectRef, line: int, progress: Mapping[str, Any] | None = None) -> str:
-    """The continuation message that resumes reading ``ref`` at ``line`` in a later invocation."""
+def continuation_body(ref: ObjectRef) -> str:
+    """The message that reads ``ref`` from its start position in a later invocation (a continuation or a range).
+
+    Parsed back by :func:`decode_event` into the same :class:`ObjectRef`. Position, hop count, lines to skip and
+    the range travel in the body; progress counts are those of the invocations before it.
+    """
     continuation: dict[str, Any] = {"bucket": ref.bucket, "key": ref.key}
     if ref.version_id:
         continuation["versionId"] = ref.version_id
     elif ref.etag:
         continuation["etag"] = ref.etag
-    continuation["line"] = line
+    continuation["line"] = ref.start_line
+    if ref.start_offset is not None:
+        continuation["offset"] = ref.start_offset
     continuation["eventTime"] = ref.event_time
-    if progress:
-        continuation["progress"] = dict(progress)
+    continuation["hops"] = ref.hops
+    if ref.skip_lines:
+        continuation["skip"] = [list(pair) for pair in ref.skip_lines]
+    if ref.part is not None:
+        continuation["range"] = {"index": ref.part.index, "count": ref.part.count, "end": ref.part.end}
+    if ref.progress:
+        continuation["progress"] = dict(ref.progress)
     return json.dumps({"continuation": continuation}, separators=(",", ":"))
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from emulator.config import DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle
-from personalize_ingest.pipeline import LANES_PER_WORKER, S3_CHUNK_ROWS, IngestIncomplete
+from personalize_ingest.pipeline import IngestIncomplete
+from personalize_ingest.s3stage import LANES_PER_WORKER, S3_CHUNK_ROWS
 from tests.support import factories as f
 
 PLENTY_MS = 600_000
@@ -229,15 +230,14 @@ def test_without_a_deadline_a_file_sorted_by_user_is_delivered_with_sessions_in_
     assert arrival == {str(user): list(range(per_user)) for user in range(users)}
 
 
-def test_a_chunk_starts_only_if_a_full_size_chunk_at_the_last_cost_per_row_fits_before_the_margin(
+def test_a_long_file_spends_at_least_80_percent_of_the_budget_delivering_before_it_continues(
     aws: dict[str, Any], emulator: EmulatorHandle
 ) -> None:
-    # GIVEN a 1,300-row object and a context where every stored event costs 1 ms of the invocation: 6.5 s before
-    # the 5 s margin at the start, so 6.0 s after the first 500-row chunk. At that cost per row a chunk of
-    # S3_CHUNK_MAX_ROWS would take 5 s (x 1.5 = 7.5 s), more than is left, although the last chunk took 0.5 s.
+    # GIVEN a 10,000-row object and a context where every stored event costs 1 ms of the invocation, with 6.5 s
+    # before the 5 s margin: the budget is worth 6,500 rows
     margin_ms, before_margin_ms = 5_000, 6_500
     key = "events/costly.csv"
-    put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=interactions_csv(1_300))
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=interactions_csv(10_000))
     url, arn = queue(aws["sqs"], f"ingest-{aws['suffix']}")
     notification = f.s3_notification(f.s3_record(aws["bucket"], key, etag=put["ETag"].strip('"')))
     event = f.sqs_event([f.sqs_message(notification, "notice", arn=arn)])
@@ -248,11 +248,166 @@ def test_a_chunk_starts_only_if_a_full_size_chunk_at_the_last_cost_per_row_fits_
     # WHEN handled
     response = handler()(event, f.FakeLambdaContext(clock=remaining_ms))
 
-    # THEN one chunk was delivered and the rest continues through the queue
+    # THEN at least 80% of the budget went into delivering, and the rest continues right after the last row sent
     assert response == {"batchItemFailures": []}
-    assert emulator.counts()["events"] == S3_CHUNK_ROWS
+    delivered = emulator.counts()["events"]
+    assert delivered >= 0.8 * before_margin_ms
     (message,) = receive_all(aws["sqs"], url)
-    assert json.loads(message["Body"])["continuation"]["line"] == S3_CHUNK_ROWS + 2
+    assert json.loads(message["Body"])["continuation"]["line"] == delivered + 2
+
+
+def take_all(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Receive and delete every message of a queue (with their attributes, as Lambda hands them over)."""
+    taken: list[dict[str, Any]] = []
+    while batch := receive_all(sqs, url):
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        taken.extend(batch)
+    return taken
+
+
+def run_chain(
+    emulator: EmulatorHandle,
+    sqs: Any,
+    url: str,
+    arn: str,
+    first_event: dict[str, Any],
+    *,
+    events_per_invocation: int,
+    max_invocations: int = 60,
+) -> list[dict[str, Any]]:
+    """Handle the event, then every message the function puts back on the queue, one at a time, each with time
+    for about ``events_per_invocation`` stored events (the deadline comes in the middle of a chunk's calls).
+    Return the message bodies handled after the first event, in order."""
+    bodies: list[dict[str, Any]] = []
+    pending = [first_event]
+    for _ in range(max_invocations):
+        if not pending:
+            return bodies
+        event = pending.pop(0)
+        base = emulator.counts().get("events", 0)
+
+        def clock(base: int = base) -> int:
+            return PLENTY_MS if emulator.counts().get("events", 0) - base < events_per_invocation else 0
+
+        response = handler()(event, f.FakeLambdaContext(clock=clock))
+        assert response == {"batchItemFailures": []}
+        for message in take_all(sqs, url):
+            bodies.append(json.loads(message["Body"])["continuation"])
+            pending.append(f.lambda_sqs_event([message], arn))
+    raise AssertionError(f"still continuing after {max_invocations} invocations")
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_a_chain_with_a_tiny_budget_delivers_every_row_exactly_once_and_moves_forward_every_hop(
+    aws: dict[str, Any], emulator: EmulatorHandle, compress: bool
+) -> None:
+    # GIVEN a 4,000-row object and invocations whose deadline comes after ~730 stored events, inside a chunk
+    rows = 4_000
+    key = "events/chain.csv.gz" if compress else "events/chain.csv"
+    data = interactions_csv(rows)
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=gzip.compress(data) if compress else data)
+    url, arn = queue(aws["sqs"], f"ingest-{aws['suffix']}")
+    notification = f.s3_notification(f.s3_record(aws["bucket"], key, etag=put["ETag"].strip('"')))
+
+    # WHEN the notification and every continuation are handled
+    continuations = run_chain(
+        emulator,
+        aws["sqs"],
+        url,
+        arn,
+        f.sqs_event([f.sqs_message(notification, "notice", arn=arn)]),
+        events_per_invocation=730,
+    )
+
+    # THEN every row arrived exactly once (no eventId stored twice) although the deadline cut chunks short
+    stored = emulator.records("events")
+    assert sorted(int(r["element"]["itemId"][2:]) for r in stored) == list(range(rows))
+    assert not any(r["duplicate"] for r in stored)
+    # AND each continuation starts strictly after the one before it, at a byte offset, one hop further
+    assert len(continuations) >= 4
+    assert any(c.get("skip") for c in continuations), "a deadline inside a chunk carries the lines already sent"
+    positions = [(c["offset"], c["line"]) for c in continuations]
+    assert positions == sorted(set(positions))
+    assert [c["hops"] for c in continuations] == list(range(1, len(continuations) + 1))
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert (result["status"], result["delivered"], result["failed"], result["hops"]) == (
+        "complete",
+        rows,
+        0,
+        len(continuations),
+    )
+
+
+def test_an_invocation_that_handles_no_row_fails_its_message_instead_of_continuing(
+    aws: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    # GIVEN a continuation message whose invocation has no time for any call (less than the margin is left)
+    key = "events/stuck.csv"
+    data = interactions_csv(1_000)
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=data)
+    url, arn = queue(aws["sqs"], f"ingest-{aws['suffix']}")
+    offset = data.index(b"u-", data.index(b"\n") + 1)
+    body = {
+        "continuation": {
+            "bucket": aws["bucket"],
+            "key": key,
+            "etag": put["ETag"].strip('"'),
+            "line": 2,
+            "offset": offset,
+            "eventTime": f.ARRIVAL_SECONDS,
+            "hops": 3,
+        }
+    }
+    event = f.sqs_event([f.sqs_message(body, "stuck", arn=arn)])
+
+    # WHEN handled
+    response = handler()(event, f.FakeLambdaContext(remaining_ms=1_000))
+
+    # THEN the message is reported failed (maxReceiveCount and the DLQ apply), no continuation is sent, and the
+    # result file says why the file stopped
+    assert response == {"batchItemFailures": [{"itemIdentifier": "stuck"}]}
+    assert receive_all(aws["sqs"], url) == []
+    assert emulator.calls() == []
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert result["status"] == "stopped"
+    assert "no row could be handled before the deadline (line 2" in result["error"]
+
+
+def test_a_continuation_past_the_hop_limit_stops_and_fails_its_message(
+    aws: dict[str, Any], emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN S3_MAX_HOPS=5 and a continuation that is the fifth hop
+    monkeypatch.setenv("S3_MAX_HOPS", "5")
+    key = "events/hops.csv"
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=interactions_csv(10))
+    url, arn = queue(aws["sqs"], f"ingest-{aws['suffix']}")
+    body = {
+        "continuation": {
+            "bucket": aws["bucket"],
+            "key": key,
+            "etag": put["ETag"].strip('"'),
+            "line": 2,
+            "offset": 36,
+            "eventTime": f.ARRIVAL_SECONDS,
+            "hops": 5,
+        }
+    }
+
+    # WHEN handled with plenty of time
+    response = handler()(f.sqs_event([f.sqs_message(body, "hop", arn=arn)]), f.FakeLambdaContext())
+
+    # THEN nothing is read or sent, the message fails, and the result file names the limit
+    assert response == {"batchItemFailures": [{"itemIdentifier": "hop"}]}
+    assert emulator.calls() == [] and receive_all(aws["sqs"], url) == []
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert result["status"] == "stopped" and "S3_MAX_HOPS is 5" in result["error"]
 
 
 def test_deadline_already_reached_fails_inline_records_unsent(

@@ -17,7 +17,8 @@ import pytest
 
 from emulator.testing import EmulatorHandle
 from personalize_ingest.entities import EVENTS
-from personalize_ingest.pipeline import S3_CHUNK_ROWS, make_handler
+from personalize_ingest.pipeline import make_handler
+from personalize_ingest.s3stage import S3_CHUNK_ROWS
 from tests.integration.test_handlers import INVALID, VALID, Stack, build_stack, emf_documents, metric
 from tests.support import factories as f
 

@@ -8,7 +8,15 @@ import json
 
 import pytest
 
-from personalize_ingest.s3objects import MAX_LINE_BYTES, ObjectFormatError, Row, iter_rows
+from personalize_ingest.s3objects import (
+    MAX_LINE_BYTES,
+    ObjectFormatError,
+    Position,
+    Row,
+    iter_rows,
+    iter_rows_at,
+    read_layout,
+)
 
 CSV = "USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP\nu-1,i-1,click,1764400000\nu-2,i-2,click,1764400001\n"
 
@@ -28,8 +36,8 @@ class CountingStream(io.RawIOBase):
         return self._data.read(size)
 
 
-def rows(data: bytes, key: str, start_line: int = 1) -> list[Row]:
-    return list(iter_rows(io.BytesIO(data), key, start_line))
+def rows(data: bytes, key: str, start: Position | None = None) -> list[Row]:
+    return list(iter_rows(io.BytesIO(data), key, start))
 
 
 def test_csv_rows_are_header_value_objects_numbered_from_the_header() -> None:
@@ -87,13 +95,15 @@ def test_format_is_sniffed_when_the_key_has_no_known_suffix() -> None:
     assert rows(b"USER_ID\nu-1\n", "users/export")[0].value == {"USER_ID": "u-1"}
 
 
-def test_start_line_skips_rows_already_handled() -> None:
-    # GIVEN a gzip CSV of 10 rows (lines 2-11)
+def test_a_start_position_skips_rows_already_handled() -> None:
+    # GIVEN a gzip CSV of 10 rows (lines 2-11), and the position where line 7 starts
     body = "ITEM_ID\n" + "".join(f"i-{n}\n" for n in range(2, 12))
     data = gzip.compress(body.encode())
+    seventh = rows(data, "items/a.csv.gz")[5]
+    assert seventh.line == 7
 
-    # WHEN read from line 7 (a continuation)
-    result = rows(data, "items/a.csv.gz", start_line=7)
+    # WHEN read from that position (a continuation)
+    result = rows(data, "items/a.csv.gz", Position(seventh.offset, 7))
 
     # THEN rows start at line 7, none before
     assert [r.line for r in result] == [7, 8, 9, 10, 11]
@@ -237,3 +247,54 @@ def test_a_row_the_csv_reader_refuses_is_rejected_alone() -> None:
         (4, None),
     ]
     assert result[1].error is not None and "line 3 is not valid CSV" in result[1].error.reason
+
+
+def test_each_row_names_where_the_next_one_starts_so_a_ranged_read_resumes_exactly() -> None:
+    # GIVEN a CSV with a BOM, CRLF, a quoted newline, a blank line and a bad row
+    data = b'\xef\xbb\xbfITEM_ID,X\r\ni-1,"a\nb"\r\n\r\ni-2,\xff\r\ni-3,c\r\n'
+    every = rows(data, "items/a.csv")
+
+    # WHEN the body is read again from each row's end, as a ranged GET would hand it over
+    layout = read_layout(io.BytesIO(data), "items/a.csv")
+    assert layout is not None and layout.header == ("ITEM_ID", "X")
+    for index, row in enumerate(every[:-1]):
+        assert row.end is not None
+        tail = list(iter_rows_at(io.BytesIO(data[row.end.offset :]), layout, row.end))
+
+        # THEN the rows after it come back with the same lines, values, offsets and reasons
+        assert tail == every[index + 1 :]
+    assert [r.line for r in every] == [2, 5, 6]
+    assert every[-1].end == Position(len(data), 7)
+
+
+def test_a_range_end_stops_before_the_row_that_starts_there() -> None:
+    # GIVEN JSON Lines and the offset where its third row starts
+    data = b"".join(json.dumps({"itemId": f"i-{n}"}).encode() + b"\n" for n in range(5))
+    third = rows(data, "items/a.jsonl")[2]
+
+    # WHEN read up to that offset / from it
+    before = list(iter_rows(io.BytesIO(data), "items/a.jsonl", end=third.offset))
+    layout = read_layout(io.BytesIO(data), "items/a.jsonl")
+    assert layout is not None
+    after = list(iter_rows_at(io.BytesIO(data[third.offset :]), layout, Position(third.offset, 3)))
+
+    # THEN the two halves hold every row once
+    assert [r.line for r in before] == [1, 2]
+    assert [r.line for r in after] == [3, 4, 5]
+
+
+def test_problems_of_bad_lines_are_forgotten_once_their_rows_are_read() -> None:
+    # GIVEN a CSV of 5,000 lines that are not UTF-8
+    data = b"ITEM_ID,X\n" + b"".join(b"i-%d,\xff\n" % n for n in range(5_000))
+    from personalize_ingest import s3objects
+
+    lines, lowered, compressed = s3objects._lines_of(io.BytesIO(data), "items/a.csv")
+    layout = s3objects._layout(lines, lowered, compressed)
+    assert layout is not None
+
+    # WHEN every row is read
+    result = list(s3objects._rows(lines, layout, None))
+
+    # THEN each is rejected by its line and no problem is held afterwards
+    assert len(result) == 5_000 and all(r.error is not None and r.error.code == "invalid_encoding" for r in result)
+    assert lines.problems == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -215,7 +216,9 @@ def test_s3_test_event_and_deletions_are_ignored() -> None:
 def test_continuation_message_resumes_at_its_line() -> None:
     # GIVEN the continuation message the pipeline sends for an object read up to line 1201
     notification = decode_event(f.load_event("sqsS3NotificationEvent.json")).items[0].objects[0]
-    body = continuation_body(notification, 1201, {"delivered": 1200, "rejected": 0})
+    body = continuation_body(
+        dataclasses.replace(notification, start_line=1201, progress={"delivered": 1200, "rejected": 0})
+    )
     event = f.sqs_event([f.sqs_message(body)])
 
     # WHEN decoded
