@@ -11,9 +11,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from infrastructure.bulk_import_config import KEY as BULK_IMPORT_KEY
+from infrastructure.bulk_import_config import BulkImportConfig, parse_bulk_import
 from personalize_ingest.entities import ENTITIES, Entity
 
 CONTEXT_KEY = "personalize"
@@ -105,6 +107,8 @@ class EntityConfig:
     kinesis: KinesisSource | None
     sqs: QueueSource | None
     s3: QueueSource | None
+    bulk_import: BulkImportConfig | None = None
+    """The import route (infrastructure/bulk_import_config.py); None when off."""
 
     @property
     def max_concurrent_invocations(self) -> float:
@@ -308,7 +312,7 @@ def _required(value: str | None) -> str:
 
 def _entity(node: _Node, entity: Entity) -> EntityConfig:
     target_key = entity.target_member  # trackingId or datasetArn
-    node.check_keys((target_key, "sources", "function", "quotaPerSecond"))
+    node.check_keys((target_key, "sources", "function", "quotaPerSecond", BULK_IMPORT_KEY))
     if entity.dataset_type is not None:
         target = node.string(
             target_key,
@@ -368,6 +372,13 @@ def _entity(node: _Node, entity: Entity) -> EntityConfig:
         sqs=sqs,
         s3=s3,
     )
+    try:
+        bulk = parse_bulk_import(
+            node.get(BULK_IMPORT_KEY), f"{node.path}.{BULK_IMPORT_KEY}", entity, target, s3 is not None
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    config = replace(config, bulk_import=bulk)
     _check_quota(node, config)
     return config
 
