@@ -68,6 +68,8 @@ IMPORTED = "imported"
 IMPORT_FAILED = "import_failed"
 """The job ended CREATE FAILED (see ``failureReason`` and ``hint``)."""
 
+ACTIVE = "ACTIVE"
+CREATE_FAILED = "CREATE FAILED"
 JOB_NAME_PREFIX = "ingest-"
 MARKERS_DIRECTORY = ".import-jobs/"
 """Tracking markers live at ``results/<entity prefix>.import-jobs/<job name>.json``."""
@@ -125,7 +127,7 @@ def offer(entity: Entity, item: BatchItem, ref: ObjectRef, deadline: Deadline) -
             return Offer(taken=True)
         logger.error("import route failed: the item is reported for retry", extra={**where, "error": str(exc)})
         return Offer(taken=True, failure=f"the import route failed for s3://{ref.bucket}/{ref.key}: {code}")
-    except BotoCoreError as exc:
+    except (BotoCoreError, JobNotListed) as exc:
         logger.error("import route failed: the item is reported for retry", extra={**where, "error": str(exc)})
         return Offer(taken=True, failure=f"the import route failed for s3://{ref.bucket}/{ref.key}: {exc}")
 
@@ -160,11 +162,19 @@ def _import(
         )
         return Offer(taken=True)
     try:
-        job_arn, existed = start_job(personalize, settings, entity, ref)
+        job = start_job(personalize, settings, entity, ref)
     except ClientError as exc:
         if _code(exc) != "LimitExceededException":
             raise
-        return _wait(entity, settings, item, ref, s3, base, str(exc))
+        return _wait(entity, settings, item, ref, s3, base, str(exc), deadline)
+    if job.finished:
+        # NOTE: a notification redelivered after its job ended: the tracker wrote the final result file before
+        # it deleted the job's marker, so there is nothing left to do.
+        logger.info(
+            "import job of this object already ended: nothing to do", extra={"key": ref.key, "job": job.arn}
+        )
+        return Offer(taken=True)
+    job_arn, existed = job.arn, job.existed
     document = {**base, "status": IMPORTING, "jobArn": job_arn, "sampledRows": sampled, "submittedAt": time.time()}
     _write(s3, ref, document)
     s3.put_object(
@@ -185,10 +195,27 @@ def _import(
     return Offer(taken=True)
 
 
-def start_job(personalize: Any, settings: BulkImportSettings, entity: Entity, ref: ObjectRef) -> tuple[str, bool]:
-    """CreateDatasetImportJob for ``ref`` (INCREMENTAL); return (job ARN, whether it existed already).
+@dataclass(frozen=True, slots=True)
+class StartedJob:
+    """The import job of an object: just created, or found (``existed``) with its ``status`` then."""
 
-    Raises ClientError as Personalize answers it (LimitExceededException included).
+    arn: str
+    existed: bool
+    status: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ACTIVE, CREATE_FAILED)
+
+
+class JobNotListed(RuntimeError):
+    """CreateDatasetImportJob says the job exists, but ListDatasetImportJobs does not show it (yet)."""
+
+
+def start_job(personalize: Any, settings: BulkImportSettings, entity: Entity, ref: ObjectRef) -> StartedJob:
+    """CreateDatasetImportJob for ``ref`` (INCREMENTAL), or the job a redelivery of ``ref`` already started.
+
+    Raises ClientError as Personalize answers it (LimitExceededException included), and JobNotListed.
     """
     name = job_name(entity, ref)
     try:
@@ -199,15 +226,15 @@ def start_job(personalize: Any, settings: BulkImportSettings, entity: Entity, re
             roleArn=settings.role_arn,
             importMode="INCREMENTAL",
         )
-        return str(answer["datasetImportJobArn"]), False
+        return StartedJob(str(answer["datasetImportJobArn"]), existed=False)
     except ClientError as exc:
         if _code(exc) != "ResourceAlreadyExistsException":
             raise
     for page in personalize.get_paginator("list_dataset_import_jobs").paginate(datasetArn=settings.dataset_arn):
         for job in page.get("datasetImportJobs", []):
             if job.get("jobName") == name:
-                return str(job["datasetImportJobArn"]), True
-    raise RuntimeError(f"import job {name} exists but is not listed for {settings.dataset_arn}")
+                return StartedJob(str(job["datasetImportJobArn"]), existed=True, status=job.get("status"))
+    raise JobNotListed(f"import job {name} exists but is not listed for {settings.dataset_arn}")
 
 
 def job_name(entity: Entity, ref: ObjectRef) -> str:
@@ -244,6 +271,7 @@ def _wait(
     s3: Any,
     base: dict[str, Any],
     reason: str,
+    deadline: Deadline,
 ) -> Offer:
     why = f"5 import jobs are already pending or in progress in the region; the file waits ({reason})"
     _metric(entity, BULK_IMPORTS_WAITING)
@@ -252,7 +280,7 @@ def _wait(
         _write(s3, ref, {**base, "status": WAITING, "reason": why, "retry": "the message is retried by Lambda"})
         return Offer(taken=True, failure=why)
     arn_parts = item.queue_arn.split(":")
-    sqs = client("sqs", None)
+    sqs = client("sqs", deadline)
     queue_url = sqs.get_queue_url(QueueName=arn_parts[5], QueueOwnerAWSAccountId=arn_parts[4])["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody=notification_body(ref), DelaySeconds=settings.wait_seconds)
     retry_at = time.time() + settings.wait_seconds

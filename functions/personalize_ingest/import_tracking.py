@@ -18,15 +18,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from personalize_ingest.bulk_import import (
+    ACTIVE,
     BULK_IMPORTS_FAILED,
     BULK_IMPORTS_SUCCEEDED,
+    CREATE_FAILED,
     IMPORT_FAILED,
     IMPORTED,
     MARKERS_DIRECTORY,
@@ -37,8 +39,6 @@ from personalize_ingest.entities import ENTITIES, Entity
 from personalize_ingest.observability import ENTITY_DIMENSION, logger
 from personalize_ingest.results import result_key
 
-ACTIVE = "ACTIVE"
-CREATE_FAILED = "CREATE FAILED"
 FINISHED = (ACTIVE, CREATE_FAILED)
 ACCESS_HINT = (
     "Personalize could not read the object: the service role (BULK_IMPORT_ROLE_ARN) must be trusted by "
@@ -72,7 +72,11 @@ class TrackingRun:
 
 
 def track(
-    s3: Any, personalize: Any, bucket: str, entities: Iterable[Entity], time_left_s: Any = None
+    s3: Any,
+    personalize: Any,
+    bucket: str,
+    entities: Iterable[Entity],
+    time_left_s: Callable[[], float] | None = None,
 ) -> TrackingRun:
     """Advance every tracked job of ``entities`` in ``bucket``; ``time_left_s()`` stops the run early."""
     run = TrackingRun()

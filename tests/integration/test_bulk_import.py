@@ -205,6 +205,11 @@ def test_redelivered_notification_carries_on_with_the_first_job(route: Route) ->
     assert route.bucket.result("items/catalogue.csv")["jobArn"] == jobs[0]["datasetImportJobArn"]
     route.track_until_done()
     assert len(route.emulator.records("items")) == 60
+    # AND a notification redelivered after the job ended leaves the final result file as it is
+    final = route.bucket.result("items/catalogue.csv")
+    assert handler(f.sqs_event([message]), f.FakeLambdaContext()) == {"batchItemFailures": []}
+    assert route.bucket.result("items/catalogue.csv") == final
+    assert route.track_until_done()[0]["imported"] == 0
 
 
 def test_five_running_jobs_make_the_file_wait_and_retry_later(route: Route) -> None:
