@@ -23,6 +23,8 @@ from personalize_ingest.records import UPPER_SNAKE, prepare
 from personalize_ingest.s3objects import ObjectFormatError, iter_rows
 
 MAX_PROBLEMS = 10
+ABSENT_EVENT_TYPE = "EVENT_TYPE-absent"
+"""Stands in for the event type of sampled interactions rows that have none (never sent anywhere)."""
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("USER_ID", "ITEM_ID", "TIMESTAMP"),
     "action_interactions": ("USER_ID", "ACTION_ID", "TIMESTAMP", "EVENT_TYPE"),
@@ -113,12 +115,16 @@ def check_sample(
     """
     problems: list[Problem] = []
     checked = 0
+    # NOTE: PutEvents needs an event type on every event, an interactions dataset does not (EVENT_TYPE is an
+    # optional schema field; the header check enforces it when the schema requires it): rows without one are
+    # checked as if they had one.
+    event_type = ABSENT_EVENT_TYPE if entity.name == "events" else None
     try:
         for row in islice(_rows(body, key), sample_rows):
             checked += 1
             record = Record("sample", source(line=row.line), row.value, 0.0, decode_error=row.error)
             try:
-                prepare(entity, record)
+                prepare(entity, record, default_event_type=event_type)
             except RecordRejected as refused:
                 if len(problems) < MAX_PROBLEMS:
                     problems.append(Problem(row.line, refused.rejection.code, refused.rejection.reason))

@@ -180,12 +180,19 @@ def test_interactions_need_a_thousand_rows_for_the_import_route(route: Route) ->
     handler = route.configure("events")
     route.bucket.put("events/day.csv", interactions_csv(999))
     route.bucket.put("events/import/year.csv", interactions_csv(1200))
-    route.deliver(handler, "events/day.csv", "events/import/year.csv")
+    # An interactions dataset does not need EVENT_TYPE (PutEvents does): such a file is imported too.
+    untyped = b"\n".join(
+        line.rsplit(b",", 2)[0] + b"," + line.rsplit(b",", 1)[1] for line in interactions_csv(1000).splitlines()
+    )
+    route.bucket.put("events/untyped.csv", untyped + b"\n")
+    route.deliver(handler, "events/day.csv", "events/import/year.csv", "events/untyped.csv")
     assert route.bucket.result("events/day.csv")["status"] == "complete"
     assert route.bucket.result("events/import/year.csv")["status"] == "importing"
+    assert route.bucket.result("events/untyped.csv")["status"] == "importing"
     route.track_until_done()
     assert route.bucket.result("events/import/year.csv")["rows"] == 1200
-    assert len(route.emulator.records("events", target=DEFAULT_TRACKING_ID)) == 999 + 1200
+    assert route.bucket.result("events/untyped.csv")["rows"] == 1000
+    assert len(route.emulator.records("events", target=DEFAULT_TRACKING_ID)) == 999 + 1200 + 1000
 
 
 # ------------------------------------------------------------------------------------------------ the job

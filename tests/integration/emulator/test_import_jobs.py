@@ -211,3 +211,13 @@ def test_unsigned_control_plane_request_is_refused(bulk_emulator: EmulatorHandle
 
     answer = raw_post(bulk_emulator.url, "/", {"datasetArn": DEMO_ITEMS_ARN}, access_key=None)
     assert answer.status in (403, 404)
+
+
+def test_import_settings_come_from_the_configuration_file(tmp_path: Any) -> None:
+    from emulator.config import load_config
+    from emulator.imports import ImportSettings
+
+    path = tmp_path / "emulator.json"
+    path.write_text(json.dumps({"importJobs": {"pendingSeconds": 3, "checkAccess": False}}))
+    settings = ImportSettings.from_dict(load_config(path).import_jobs)
+    assert (settings.pending_s, settings.in_progress_s, settings.check_access) == (3.0, 2.0, False)
