@@ -50,6 +50,10 @@ GONE_HINT = "the object was deleted or replaced before the job read it; a replac
 HEADER_HINT = "the file's header does not match the dataset's schema; fix the columns and upload the file again"
 FEW_HINT = "interactions files need at least 1,000 records for an incremental import; smaller files are streamed"
 ENTITIES_VARIABLE = "BULK_IMPORT_ENTITIES"
+STOP_BEFORE_END_S = 30.0
+"""A run stops this long before its timeout; the next run carries on (markers stay until a job is finished)."""
+COUNT_CHECK_EVERY = 100_000
+ROWS_NOT_COUNTED = "not counted: the file is too large to count within one tracker run; see estimatedRows"
 BUCKET_VARIABLE = "INGEST_BUCKET"
 
 
@@ -82,11 +86,11 @@ def track(
     run = TrackingRun()
     for entity in entities:
         for marker_key in _markers(s3, bucket, entity):
-            if time_left_s is not None and time_left_s() < 10:
+            if time_left_s is not None and time_left_s() < STOP_BEFORE_END_S:
                 logger.warning("tracker stopped for time; the next run carries on")
                 return run
             try:
-                _advance(s3, personalize, bucket, entity, marker_key, run)
+                _advance(s3, personalize, bucket, entity, marker_key, run, time_left_s)
             except (ClientError, BotoCoreError, ValueError, KeyError) as exc:
                 # NOTE: one job's trouble (a throttled Describe, an unreadable marker) must not stop the others;
                 # the marker stays and the next run tries again.
@@ -109,7 +113,15 @@ def _markers(s3: Any, bucket: str, entity: Entity) -> Iterator[str]:
             yield str(entry["Key"])
 
 
-def _advance(s3: Any, personalize: Any, bucket: str, entity: Entity, marker_key: str, run: TrackingRun) -> None:
+def _advance(
+    s3: Any,
+    personalize: Any,
+    bucket: str,
+    entity: Entity,
+    marker_key: str,
+    run: TrackingRun,
+    time_left_s: Callable[[], float] | None = None,
+) -> None:
     marker = json.loads(s3.get_object(Bucket=bucket, Key=marker_key)["Body"].read())
     try:
         job = personalize.describe_dataset_import_job(datasetImportJobArn=marker["jobArn"])["datasetImportJob"]
@@ -127,7 +139,9 @@ def _advance(s3: Any, personalize: Any, bucket: str, entity: Entity, marker_key:
         return
     if status == ACTIVE:
         document = _result(marker, job, status=IMPORTED)
-        document["rows"] = _count_rows(s3, marker)
+        document["rows"] = _count_rows(s3, marker, time_left_s)
+        if document["rows"] is None:
+            document["rowsNote"] = ROWS_NOT_COUNTED
         run.imported += 1
         metric = BULK_IMPORTS_SUCCEEDED
     else:
@@ -182,8 +196,9 @@ def _hint(s3: Any, marker: Mapping[str, Any], reason: str) -> str:
     return "see failureReason; fix the file and upload it again"
 
 
-def _count_rows(s3: Any, marker: Mapping[str, Any]) -> int | None:
-    """Data rows of the imported object (CSV records after the header); None when it is gone."""
+def _count_rows(s3: Any, marker: Mapping[str, Any], time_left_s: Callable[[], float] | None) -> int | None:
+    """Data rows of the imported object (CSV records after the header); None when it is gone or the run's time
+    would not suffice to count it (a multi-gigabyte history: ``estimatedRows`` stands)."""
     try:
         body = s3.get_object(
             Bucket=marker["bucket"],
@@ -192,9 +207,20 @@ def _count_rows(s3: Any, marker: Mapping[str, Any]) -> int | None:
         )["Body"]
     except ClientError:
         return None
+    records = 0
+
+    def out_of_time() -> bool:
+        return time_left_s is not None and time_left_s() < STOP_BEFORE_END_S
+
     try:
+        if out_of_time():
+            return None
         text = io.TextIOWrapper(body, encoding="utf-8-sig", errors="replace", newline="")
-        records = sum(1 for cells in csv.reader(text) if cells and any(cell.strip() for cell in cells))
+        for cells in csv.reader(text):
+            if cells and any(cell.strip() for cell in cells):
+                records += 1
+                if records % COUNT_CHECK_EVERY == 0 and out_of_time():
+                    return None
     finally:
         body.close()
     return max(0, records - 1)

@@ -341,3 +341,27 @@ def test_object_deleted_before_its_notification_is_handled_is_skipped(route: Rou
     route.bucket.s3.delete_object(Bucket=route.bucket.name, Key="items/catalogue.csv")
     assert handler(f.sqs_event([message]), f.FakeLambdaContext()) == {"batchItemFailures": []}
     assert operations(route.emulator, "CreateDatasetImportJob") == []
+
+
+def test_a_file_too_large_to_count_in_one_run_is_finished_with_its_estimate(route: Route) -> None:
+    # GIVEN an imported file whose job has ended
+    from personalize_ingest.entities import ITEMS
+    from personalize_ingest.import_tracking import ROWS_NOT_COUNTED, track
+
+    handler = route.configure()
+    route.bucket.put("items/catalogue.csv", items_csv(60))
+    route.deliver(handler, "items/catalogue.csv")
+    personalize = boto3.client("personalize")
+    job_arn = route.bucket.result("items/catalogue.csv")["jobArn"]
+    while personalize.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"]["status"] != (
+        "ACTIVE"
+    ):
+        time.sleep(0.02)
+    # WHEN the tracker's time runs out while it counts the rows
+    clock = iter([100.0])
+    run = track(route.bucket.s3, personalize, route.bucket.name, [ITEMS], time_left_s=lambda: next(clock, 0.0))
+    # THEN the job is finished all the same, with the estimate instead of a count
+    assert run.imported == 1
+    result = route.bucket.result("items/catalogue.csv")
+    assert (result["status"], result["rows"], result["rowsNote"]) == ("imported", None, ROWS_NOT_COUNTED)
+    assert result["estimatedRows"] == 60
