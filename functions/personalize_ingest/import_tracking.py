@@ -54,6 +54,10 @@ STOP_BEFORE_END_S = 30.0
 """A run stops this long before its timeout; the next run carries on (markers stay until a job is finished)."""
 COUNT_CHECK_EVERY = 100_000
 ROWS_NOT_COUNTED = "not counted: the file is too large to count within one tracker run; see estimatedRows"
+ROWS_OF_GONE_OBJECT = (
+    "not counted: the announced version was replaced or deleted after the job started, and the job read what was "
+    "there when it ran; a replacement has its own result file"
+)
 BUCKET_VARIABLE = "INGEST_BUCKET"
 
 
@@ -139,9 +143,9 @@ def _advance(
         return
     if status == ACTIVE:
         document = _result(marker, job, status=IMPORTED)
-        document["rows"] = _count_rows(s3, marker, time_left_s)
-        if document["rows"] is None:
-            document["rowsNote"] = ROWS_NOT_COUNTED
+        document["rows"], note = _count_rows(s3, marker, time_left_s)
+        if note is not None:
+            document["rowsNote"] = note
         run.imported += 1
         metric = BULK_IMPORTS_SUCCEEDED
     else:
@@ -196,9 +200,11 @@ def _hint(s3: Any, marker: Mapping[str, Any], reason: str) -> str:
     return "see failureReason; fix the file and upload it again"
 
 
-def _count_rows(s3: Any, marker: Mapping[str, Any], time_left_s: Callable[[], float] | None) -> int | None:
-    """Data rows of the imported object (CSV records after the header); None when it is gone or the run's time
-    would not suffice to count it (a multi-gigabyte history: ``estimatedRows`` stands)."""
+def _count_rows(
+    s3: Any, marker: Mapping[str, Any], time_left_s: Callable[[], float] | None
+) -> tuple[int | None, str | None]:
+    """(data rows of the imported object, None) - the CSV records after the header; (None, why) when the announced
+    version is gone, or the run's time would not suffice to count it (a multi-gigabyte history)."""
     try:
         body = s3.get_object(
             Bucket=marker["bucket"],
@@ -206,7 +212,7 @@ def _count_rows(s3: Any, marker: Mapping[str, Any], time_left_s: Callable[[], fl
             **version_request(marker.get("versionId"), marker.get("etag")),
         )["Body"]
     except ClientError:
-        return None
+        return None, ROWS_OF_GONE_OBJECT
     records = 0
 
     def out_of_time() -> bool:
@@ -214,16 +220,16 @@ def _count_rows(s3: Any, marker: Mapping[str, Any], time_left_s: Callable[[], fl
 
     try:
         if out_of_time():
-            return None
+            return None, ROWS_NOT_COUNTED
         text = io.TextIOWrapper(body, encoding="utf-8-sig", errors="replace", newline="")
         for cells in csv.reader(text):
             if cells and any(cell.strip() for cell in cells):
                 records += 1
                 if records % COUNT_CHECK_EVERY == 0 and out_of_time():
-                    return None
+                    return None, ROWS_NOT_COUNTED
     finally:
         body.close()
-    return max(0, records - 1)
+    return max(0, records - 1), None
 
 
 def _epoch(value: Any) -> float | None:

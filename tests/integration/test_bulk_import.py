@@ -334,6 +334,23 @@ def test_object_deleted_before_the_job_reads_it(route: Route) -> None:
     assert result["hint"] == GONE_HINT
 
 
+def test_object_replaced_before_the_job_reads_it_is_imported_as_it_is_then(route: Route) -> None:
+    from personalize_ingest.import_tracking import ROWS_OF_GONE_OBJECT
+
+    handler = route.configure()
+    route.emulator.set_import_jobs(pending_seconds=600)
+    route.bucket.put("items/catalogue.csv", items_csv(60))
+    route.deliver(handler, "items/catalogue.csv")
+    route.bucket.put("items/catalogue.csv", items_csv(55, start=1000))
+    route.emulator.set_import_jobs(pending_seconds=0)
+    route.track_until_done()
+    result = route.bucket.result("items/catalogue.csv")
+    assert (result["status"], result["rows"], result["rowsNote"]) == ("imported", None, ROWS_OF_GONE_OBJECT)
+    assert {r["element"]["itemId"] for r in route.emulator.records("items")} == {
+        f"item-{n}" for n in range(1000, 1055)
+    }
+
+
 def test_object_deleted_before_its_notification_is_handled_is_skipped(route: Route) -> None:
     handler = route.configure()
     route.bucket.put("items/catalogue.csv", items_csv(60))
