@@ -17,13 +17,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.model import ServiceModel
 
+from emulator.datasets import Dataset, datasets_of
 from emulator.imports import ImportJob, ImportJobs, ImportSettings, LimitExceeded
 from emulator.signing import AuthError, SignedRequest, verify
 from emulator.store import Call
@@ -54,27 +54,6 @@ def service_model() -> ServiceModel:
     return botocore.session.get_session().get_service_model(SERVICE_NAME)
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """One dataset the control plane knows."""
-
-    arn: str
-    dataset_type: str
-    group: str
-    group_arn: str
-    store_target: str
-    """Target the imported rows are stored under: the tracking id behind an interactions dataset, else the ARN."""
-    schema: Mapping[str, Any] | None
-    tracking_id: str | None = None
-
-    @property
-    def schema_arn(self) -> str | None:
-        if self.schema is None:
-            return None
-        prefix = self.group_arn.split(":dataset-group/")[0]
-        return f"{prefix}:schema/{self.group}-{self.dataset_type.lower().replace('_', '-')}"
-
-
 class ControlPlaneError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -87,7 +66,7 @@ class ControlPlane:
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
-        self.datasets = _datasets(emulator)
+        self.datasets = datasets_of(emulator.config)
         self.settings = ImportSettings.from_dict(emulator.config.import_jobs)
         self.jobs = ImportJobs(self.settings, self._store_rows, self._schema_of)
         self._operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -277,39 +256,3 @@ class ControlPlane:
                 break
             batch_request = request
             batch.append(element)
-
-
-def _datasets(emulator: Emulator) -> dict[str, Dataset]:
-    from emulator.config import DEFAULT_ACCOUNT, DEFAULT_REGION
-
-    datasets: dict[str, Dataset] = {}
-    for group in emulator.config.groups:
-        some_arn = next(iter(group.datasets.values()), None)
-        base = (
-            some_arn.rsplit("/", 2)[0]
-            if some_arn
-            else f"arn:aws:personalize:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:dataset"
-        )
-        group_arn = base.replace(":dataset", ":dataset-group", 1) + f"/{group.name}"
-        by_type: dict[str, tuple[str, str, str | None]] = {
-            kind: (arn, arn, None) for kind, arn in group.datasets.items()
-        }
-        if group.tracking_id:
-            by_type["INTERACTIONS"] = (f"{base}/{group.name}/INTERACTIONS", group.tracking_id, group.tracking_id)
-        if group.action_tracking_id:
-            by_type["ACTION_INTERACTIONS"] = (
-                f"{base}/{group.name}/ACTION_INTERACTIONS",
-                group.action_tracking_id,
-                group.action_tracking_id,
-            )
-        for kind, (arn, store_target, tracking_id) in by_type.items():
-            datasets[arn] = Dataset(
-                arn=arn,
-                dataset_type=kind,
-                group=group.name,
-                group_arn=group_arn,
-                store_target=store_target,
-                schema=group.schemas.get(kind),
-                tracking_id=tracking_id,
-            )
-    return datasets

@@ -31,7 +31,8 @@ from infrastructure.monitoring import Monitoring
 from infrastructure.personalize_access import PERSONALIZE_PRINCIPAL, read_statements, role_policy
 from infrastructure.runtime import ARCHITECTURE, RUNTIME
 from personalize_ingest import bulk_routing
-from personalize_ingest.bulk_import import BULK_IMPORTS_FAILED, JOB_NAME_PREFIX, MARKERS_DIRECTORY
+from personalize_ingest.bulk_import import BULK_IMPORTS_FAILED, MARKERS_DIRECTORY
+from personalize_ingest.import_jobs import JOB_NAME_PREFIX
 from personalize_ingest.import_tracking import BUCKET_VARIABLE, ENTITIES_VARIABLE
 
 TRACKER_SCHEDULE = Duration.minutes(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from personalize_ingest.bulk_import import client
+from personalize_ingest.import_jobs import client
 from personalize_ingest.import_tracking import BUCKET_VARIABLE, ENTITIES_VARIABLE, entities_from, track
 from personalize_ingest.observability import logger
 

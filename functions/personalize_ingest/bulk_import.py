@@ -1,7 +1,8 @@
 """The import route: an announced object that qualifies goes to an INCREMENTAL dataset import job.
 
 ``offer(entity, item, ref, deadline)`` is called by the S3 stage before an object is streamed. It decides the
-route (personalize_ingest.bulk_routing), checks the file (personalize_ingest.bulk_checks), starts the job, and
+route (personalize_ingest.bulk_routing), checks the file (personalize_ingest.bulk_checks), starts the job
+(personalize_ingest.import_jobs), and
 writes the result file ``results/<key>.result.json`` (``route: "import"``) plus a tracking marker that the
 import tracker follows to the job's end. Every outcome is explicit:
 
@@ -20,24 +21,19 @@ import tracker follows to the job's end. Every outcome is explicit:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
-import boto3
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.exceptions import SchemaValidationError
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from personalize_ingest.bulk_checks import check_header, check_sample, parse_schema
+from personalize_ingest.bulk_checks import check_header, check_sample
 from personalize_ingest.bulk_routing import (
     IMPORT,
     BulkImportSettings,
@@ -49,6 +45,7 @@ from personalize_ingest.bulk_routing import (
 )
 from personalize_ingest.config import ConfigurationError
 from personalize_ingest.entities import Entity
+from personalize_ingest.import_jobs import JobNotListed, client, dataset_schema, job_name, start_job
 from personalize_ingest.observability import ENTITY_DIMENSION, logger
 from personalize_ingest.results import result_key, write_result
 
@@ -68,9 +65,6 @@ IMPORTED = "imported"
 IMPORT_FAILED = "import_failed"
 """The job ended CREATE FAILED (see ``failureReason`` and ``hint``)."""
 
-ACTIVE = "ACTIVE"
-CREATE_FAILED = "CREATE FAILED"
-JOB_NAME_PREFIX = "ingest-"
 MARKERS_DIRECTORY = ".import-jobs/"
 """Tracking markers live at ``results/<entity prefix>.import-jobs/<job name>.json``."""
 BULK_IMPORTS_STARTED = "BulkImportsStarted"
@@ -78,13 +72,6 @@ BULK_IMPORTS_REFUSED = "BulkImportsRefused"
 BULK_IMPORTS_WAITING = "BulkImportsWaiting"
 BULK_IMPORTS_SUCCEEDED = "BulkImportsSucceeded"
 BULK_IMPORTS_FAILED = "BulkImportsFailed"
-CONTROL_PLANE_ATTEMPTS = 2
-"""NOTE: botocore retries LimitExceededException as throttling; a second try within a second cannot free a job
-slot (jobs run for minutes), so the file waits instead."""
-_NAME_LIMIT = 63
-_clients: dict[tuple[Any, ...], Any] = {}
-_schemas: dict[str, Mapping[str, Any] | None] = {}
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,72 +182,9 @@ def _import(
     return Offer(taken=True)
 
 
-@dataclass(frozen=True, slots=True)
-class StartedJob:
-    """The import job of an object: just created, or found (``existed``) with its ``status`` then."""
-
-    arn: str
-    existed: bool
-    status: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (ACTIVE, CREATE_FAILED)
-
-
-class JobNotListed(RuntimeError):
-    """CreateDatasetImportJob says the job exists, but ListDatasetImportJobs does not show it (yet)."""
-
-
-def start_job(personalize: Any, settings: BulkImportSettings, entity: Entity, ref: ObjectRef) -> StartedJob:
-    """CreateDatasetImportJob for ``ref`` (INCREMENTAL), or the job a redelivery of ``ref`` already started.
-
-    Raises ClientError as Personalize answers it (LimitExceededException included), and JobNotListed.
-    """
-    name = job_name(entity, ref)
-    try:
-        answer = personalize.create_dataset_import_job(
-            jobName=name,
-            datasetArn=settings.dataset_arn,
-            dataSource={"dataLocation": f"s3://{ref.bucket}/{ref.key}"},
-            roleArn=settings.role_arn,
-            importMode="INCREMENTAL",
-        )
-        return StartedJob(str(answer["datasetImportJobArn"]), existed=False)
-    except ClientError as exc:
-        if _code(exc) != "ResourceAlreadyExistsException":
-            raise
-    for page in personalize.get_paginator("list_dataset_import_jobs").paginate(datasetArn=settings.dataset_arn):
-        for job in page.get("datasetImportJobs", []):
-            if job.get("jobName") == name:
-                return StartedJob(str(job["datasetImportJobArn"]), existed=True, status=job.get("status"))
-    raise JobNotListed(f"import job {name} exists but is not listed for {settings.dataset_arn}")
-
-
-def job_name(entity: Entity, ref: ObjectRef) -> str:
-    """Deterministic job name from bucket, key and version (or ETag): the same object gives the same name."""
-    prefix = f"{JOB_NAME_PREFIX}{entity.name.replace('_', '-')}-"
-    identity = "\x1f".join((ref.bucket, ref.key, ref.version_id or "", ref.etag or ""))
-    return prefix + hashlib.sha256(identity.encode()).hexdigest()[: _NAME_LIMIT - len(prefix)]
-
-
 def marker_key(entity: Entity, name: str) -> str:
     """Where the tracking marker of job ``name`` lives."""
     return f"{result_key(entity.s3_prefix).removesuffix('.result.json')}{MARKERS_DIRECTORY}{name}.json"
-
-
-def dataset_schema(personalize: Any, dataset_arn: str) -> Mapping[str, Any] | None:
-    """The dataset's Avro schema (DescribeDataset, DescribeSchema), cached for the container; None without one."""
-    with _lock:
-        if dataset_arn in _schemas:
-            return _schemas[dataset_arn]
-    dataset = personalize.describe_dataset(datasetArn=dataset_arn)["dataset"]
-    schema = None
-    if dataset.get("schemaArn"):
-        schema = parse_schema(personalize.describe_schema(schemaArn=dataset["schemaArn"])["schema"]["schema"])
-    with _lock:
-        _schemas[dataset_arn] = schema
-    return schema
 
 
 def _wait(
@@ -349,32 +273,6 @@ def emit_count(name: str, dimensions: dict[str, str]) -> None:
     except SchemaValidationError as exc:
         metrics.clear_metrics()
         logger.error("metric not published (set POWERTOOLS_METRICS_NAMESPACE)", extra={"error": str(exc)})
-
-
-def client(service: str, deadline: Deadline | None) -> Any:
-    """The container's ``s3``, ``sqs`` or ``personalize`` client, with timeouts fitting the time left.
-
-    One small function on purpose: a shared client factory can replace it. Endpoints come from boto3's standard
-    variables only (``AWS_ENDPOINT_URL_PERSONALIZE`` ...).
-    """
-    connect_s, read_s = deadline.support_call_timeouts(CONTROL_PLANE_ATTEMPTS) if deadline else (5.0, 30.0)
-    key = (
-        service,
-        connect_s,
-        read_s,
-        os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}"),
-        os.environ.get("AWS_ENDPOINT_URL"),
-    )
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": "standard", "total_max_attempts": CONTROL_PLANE_ATTEMPTS},
-            )
-            found = _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
-        return found
 
 
 def _code(exc: ClientError) -> str:

@@ -25,10 +25,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from personalize_ingest.bulk_import import (
-    ACTIVE,
     BULK_IMPORTS_FAILED,
     BULK_IMPORTS_SUCCEEDED,
-    CREATE_FAILED,
     IMPORT_FAILED,
     IMPORTED,
     MARKERS_DIRECTORY,
@@ -36,6 +34,7 @@ from personalize_ingest.bulk_import import (
 )
 from personalize_ingest.bulk_routing import version_request
 from personalize_ingest.entities import ENTITIES, Entity
+from personalize_ingest.import_jobs import ACTIVE, CREATE_FAILED
 from personalize_ingest.observability import ENTITY_DIMENSION, logger
 from personalize_ingest.results import result_key
 

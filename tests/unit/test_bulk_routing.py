@@ -8,10 +8,11 @@ import re
 import pytest
 
 from personalize_ingest.bulk_checks import check_header
-from personalize_ingest.bulk_import import job_name, marker_key, notification_body
+from personalize_ingest.bulk_import import marker_key, notification_body
 from personalize_ingest.bulk_routing import IMPORT, STREAM, BulkImportSettings, Probe, decide
 from personalize_ingest.config import ConfigurationError
 from personalize_ingest.entities import ENTITIES, EVENTS, ITEMS
+from personalize_ingest.import_jobs import job_name
 from personalize_ingest.sources import ObjectRef, decode_event
 from tests.support import factories as f
 
