@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bulk_import, items, kinesis, machine, prepare_cpu, report, s3_events
+from benchmarks import bulk_import, files, items, kinesis, machine, prepare_cpu, report, s3_events
 from benchmarks.harness import Bench, running_bench
 from benchmarks.movielens import DATA_DIR, DataMissing
 
@@ -27,6 +27,7 @@ SCENARIOS: dict[str, Callable[[Bench, bool, argparse.Namespace], list[dict[str, 
     s3_events.SCENARIO: lambda bench, quick, args: s3_events.run(bench, quick, args.records),
     items.SCENARIO: lambda bench, quick, _: items.run(bench, quick),
     kinesis.SCENARIO: lambda bench, quick, _: kinesis.run(bench, quick),
+    files.SCENARIO: lambda bench, quick, _: files.run(bench, quick),
     bulk_import.SCENARIO: lambda bench, quick, _: bulk_import.run(bench, quick),
 }
 

@@ -1,4 +1,4 @@
-"""Scenario 5: a generated 100,000-item catalogue through the import route vs PutItems at the 10 req/s quota.
+"""Scenario 6: a generated 100,000-item catalogue through the import route vs PutItems at the 10 req/s quota.
 
 Import route, measured end to end on loopback: the items function routes the file, checks its header and a sample
 of 1,000 rows, starts an INCREMENTAL import job (worker process); the emulator's job reads the CSV from moto and
@@ -74,7 +74,7 @@ def run(bench: Bench, quick: bool) -> list[dict[str, Any]]:
         "breakEvenJobOverheadS": stream_total_s - import_total_s,
     }
     print(
-        f"\n5. {rows:,}-item catalogue: import route {import_total_s:.1f} s (function {imported['wallS']:.2f} s + "
+        f"\n6. {rows:,}-item catalogue: import route {import_total_s:.1f} s (function {imported['wallS']:.2f} s + "
         f"job {imported['jobS']:.1f} s + tracker {imported['trackerS']:.2f} s, measured) vs PutItems "
         f"{stream_total_s:,.0f} s (extrapolated from {sample_rows:,} rows at {per_second:.1f} rows/s)\n"
         f"   ratio {ratio:,.0f}x (target >= {TARGET_RATIO:g}x: {'met' if summary['met'] else 'NOT MET'}); "

@@ -43,7 +43,8 @@ TITLES = {
     "s3_events": "2. events function, MovieLens ratings object via SQS S3 notification",
     "s3_items": "3. items function, MovieLens movies object via SQS S3 notification",
     "kinesis_events": "4. events function, Kinesis event of camelCase JSON events",
-    "bulk_import": "5. items catalogue: import route (measured) vs PutItems (sample, extrapolated)",
+    "files": "5. big S3 files: resuming by position, linear CPU, flat memory, byte-range fan-out",
+    "bulk_import": "6. items catalogue: import route (measured) vs PutItems (sample, extrapolated)",
 }
 
 

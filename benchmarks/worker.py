@@ -99,6 +99,7 @@ def measure_invocation(job: dict[str, Any]) -> dict[str, Any]:
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = time.process_time()
     profiler = cProfile.Profile(time.process_time) if job.get("profile") else None
+    started_at = time.time()
     wall_before = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -119,6 +120,7 @@ def measure_invocation(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "importS": import_s,
         **warmup,
+        "startedAt": started_at,
         "wallS": wall_s,
         "cpuS": cpu_s,
         "userS": usage_after.ru_utime - usage_before.ru_utime,

@@ -154,6 +154,21 @@ def write_part(client: S3Client, ref: ObjectRef, document: Mapping[str, Any]) ->
     _put_json(client, ref.bucket, f"{ranges_prefix(ref)}{ref.part.index:06d}.json", document)
 
 
+def write_report(client: S3Client, ref: ObjectRef, document: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Write ``document`` where ``ref``'s read reports: the result file, or its range's part file.
+
+    A range that reached a final status also tries to add the parts up (:func:`summarise_parts`); the summary
+    written is returned (None otherwise).
+    """
+    if ref.part is None:
+        write_result(client, ref, document)
+        return None
+    write_part(client, ref, document)
+    if document["status"] not in FINAL_STATUSES:
+        return None
+    return summarise_parts(client, ref)
+
+
 def summarise_parts(client: S3Client, ref: ObjectRef) -> dict[str, Any] | None:
     """Add the part files of ``ref``'s object up into its result file once every range wrote a final part.
 

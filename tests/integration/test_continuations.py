@@ -21,17 +21,9 @@ from emulator.testing import EmulatorHandle
 from personalize_ingest.pipeline import IngestIncomplete
 from personalize_ingest.s3stage import LANES_PER_WORKER, S3_CHUNK_ROWS
 from tests.support import factories as f
+from tests.support.s3files import interactions_csv, queue, receive_all, take_all
 
 PLENTY_MS = 600_000
-USERS = 40
-"""Users of the test files, interleaved: more than LANES_PER_WORKER x MAX_CONCURRENT_CALLS (32 by default), so
-every chunk closes at S3_CHUNK_ROWS rows."""
-
-
-def interactions_csv(rows: int, users: int = USERS) -> bytes:
-    lines = ["USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP"]
-    lines += [f"u-{n % users},i-{n},click,{1764400000 + n}" for n in range(rows)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def clock_until(emulator: EmulatorHandle, stored: int) -> Callable[[], int]:
@@ -52,19 +44,6 @@ def aws(moto_env: str, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 
 def handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     return importlib.import_module("events.handler").lambda_handler
-
-
-def queue(sqs: Any, name: str, fifo: bool = False) -> tuple[str, str]:
-    attributes = {"FifoQueue": "true"} if fifo else {}
-    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-
-
-def receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
-    response = sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageSystemAttributeNames=["All"]
-    )
-    return response.get("Messages", [])
 
 
 def test_large_object_continues_through_the_queue_and_every_row_is_delivered_once(
@@ -254,16 +233,6 @@ def test_a_long_file_spends_at_least_80_percent_of_the_budget_delivering_before_
     assert delivered >= 0.8 * before_margin_ms
     (message,) = receive_all(aws["sqs"], url)
     assert json.loads(message["Body"])["continuation"]["line"] == delivered + 2
-
-
-def take_all(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """Receive and delete every message of a queue (with their attributes, as Lambda hands them over)."""
-    taken: list[dict[str, Any]] = []
-    while batch := receive_all(sqs, url):
-        for message in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        taken.extend(batch)
-    return taken
 
 
 def run_chain(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from personalize_ingest.s3stage.stage import (
     CHUNK_COST_FACTOR,
     LANES_PER_WORKER,
+    S3_CHUNK_MAX_BYTES,
     S3_CHUNK_MAX_ROWS,
     S3_CHUNK_ROWS,
     ObjectStage,
@@ -18,6 +19,7 @@ from personalize_ingest.s3stage.stage import (
 __all__ = [
     "CHUNK_COST_FACTOR",
     "LANES_PER_WORKER",
+    "S3_CHUNK_MAX_BYTES",
     "S3_CHUNK_MAX_ROWS",
     "S3_CHUNK_ROWS",
     "ObjectStage",

@@ -12,11 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from personalize_ingest.s3objects import Layout, Position
+from personalize_ingest.observability import logger
+from personalize_ingest.results import IN_PROGRESS, INCOMPLETE
+from personalize_ingest.s3objects import Layout, Position, open_object, read_layout
+from personalize_ingest.sources import ByteRange, continuation_body
+
+if TYPE_CHECKING:
+    from personalize_ingest.config import Settings
+    from personalize_ingest.s3stage.reading import ObjectRead
+    from personalize_ingest.sources import BatchItem
 
 SCAN_CHUNK = 1024 * 1024
+SCAN_RESERVE_S = 1.0
+"""Planning ranges stops scanning when less than this is left before the margin (the rest is the last range)."""
 NEWLINE = 0x0A
 
 
@@ -69,3 +79,45 @@ def plan_ranges(
             quotes_before += data.count(b'"')
     ends = [start.offset for start in starts[1:]] + [size]
     return [PlannedRange(start, end) for start, end in zip(starts, ends, strict=True)]
+
+
+def may_fan_out(settings: Settings, item: BatchItem, size: int) -> bool:
+    """Whether an announced object of ``size`` bytes may be split: large enough, and from a standard queue."""
+    # NOTE: FIFO keeps one object's rows in order, one range at a time: no fan-out there. A direct S3 invocation
+    # has no queue to put ranges on.
+    return (
+        settings.s3_fanout_min_bytes > 0
+        and size >= settings.s3_fanout_min_bytes
+        and item.queue_arn is not None
+        and item.group_id is None
+    )
+
+
+def split_into_ranges(read: ObjectRead, size: int) -> bool:
+    """Split ``read``'s plain object into byte ranges, one message each on its queue; True when it was split.
+
+    The result file says ``in_progress`` (with the number of ranges) before the messages exist, so no range's
+    report can be overwritten by it. A gzip object, or one whose rows fit in one range, is not split.
+    """
+    s3 = read.stage.client("s3")
+    with open_object(s3, read.ref) as head:
+        layout = read_layout(head.body, read.ref.key)
+    if layout is None or layout.gzip:
+        return False
+    read.check_layout(layout)
+    settings = read.settings
+    step = range_step(size, settings.s3_fanout_range_bytes, settings.s3_fanout_max_ranges)
+    with open_object(s3, read.ref) as whole:
+        planned = plan_ranges(whole.body, size, layout, step, lambda: read.deadline.budget_s() > SCAN_RESERVE_S)
+    if len(planned) < 2:
+        return False
+    refs = [
+        read.next_ref(start=p.start, part=ByteRange(index, len(planned), p.end), hops=0, progress=False)
+        for index, p in enumerate(planned)
+    ]
+    read.report(IN_PROGRESS, ranges=len(planned))
+    if not read.queue([continuation_body(ref) for ref in refs]):
+        read.report(INCOMPLETE)
+        return True
+    logger.info("S3 object split into byte ranges", extra={**read.where, "ranges": len(planned), "bytes": size})
+    return True

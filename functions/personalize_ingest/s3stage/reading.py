@@ -24,14 +24,11 @@ from personalize_ingest.results import (
     CHANGED,
     COMPLETE,
     CONTINUED,
-    IN_PROGRESS,
     INCOMPLETE,
     STOPPED,
     UNREADABLE,
     ObjectResult,
-    summarise_parts,
-    write_part,
-    write_result,
+    write_report,
 )
 from personalize_ingest.s3objects import (
     Layout,
@@ -46,7 +43,7 @@ from personalize_ingest.s3objects import (
     read_layout,
 )
 from personalize_ingest.s3stage.chunks import Chunk, ChunkCost, in_runs, lines_of, merge_lines
-from personalize_ingest.s3stage.fanout import plan_ranges, range_step
+from personalize_ingest.s3stage.fanout import may_fan_out, split_into_ranges
 from personalize_ingest.s3stage.queueing import NotQueued, send_to_source_queue
 from personalize_ingest.sources import ByteRange, continuation_body
 
@@ -57,8 +54,6 @@ if TYPE_CHECKING:
 
 REJECT_FLUSH_ROWS = 10
 """Rejected rows of a chunk are set aside as soon as this many wait (one SendMessageBatch)."""
-SCAN_RESERVE_S = 1.0
-"""Planning ranges stops scanning when less than this is left before the margin (the rest is the last range)."""
 REJECT_FLUSH_BYTES = 192 * 1024
 """... or as soon as their rows take this many bytes (a SendMessageBatch carries at most 256 KiB)."""
 
@@ -129,17 +124,17 @@ class ObjectRead:
     def _finish(self, status: str, resume: Position | None = None, skip: tuple[tuple[int, int], ...] = ()) -> None:
         if status == CONTINUED:
             assert resume is not None
-            following = self._next_ref(start=resume, skip=skip, hops=self.ref.hops + 1)
+            following = self.next_ref(start=resume, skip=skip, hops=self.ref.hops + 1)
             # NOTE: the result says "continued" before the continuation exists, so a fast continuation's final
             # result can never be overwritten by this one.
-            self._write(status, resume)
-            if self._queue([continuation_body(following)]):
+            self.report(status, resume)
+            if self.queue([continuation_body(following)]):
                 logger.info("deadline near: continuation sent, the message is acknowledged", extra=self.where)
                 return
             status = INCOMPLETE
         if status in (COMPLETE, UNREADABLE) and self.sink.outcome.is_failed(self.item.item_id):
             status = INCOMPLETE
-        self._write(status)
+        self.report(status)
         logger.info(
             "S3 object processed",
             extra={**self.where, "status": status, "last_line": self.result.last_line, "error": self.result.error},
@@ -158,12 +153,12 @@ class ObjectRead:
         end = ref.part.end if ref.part is not None else None
         if ref.start_offset is None:
             with open_object(s3, ref) as opened:
-                self._saw(opened)
+                self.saw(opened)
                 size = opened.size
-                if not (self.fresh and self._may_fan_out(size)):
+                if not (self.fresh and may_fan_out(self.settings, self.item, size)):
                     yield self._from_start(opened)
                     return
-            if self._fanned_out(size):
+            if split_into_ranges(self, size):
                 yield None
                 return
             with open_object(s3, ref) as opened:
@@ -171,7 +166,7 @@ class ObjectRead:
             return
         start = Position(ref.start_offset, ref.start_line)
         with open_object(s3, ref) as head:
-            self._saw(head)
+            self.saw(head)
             layout = read_layout(head.body, ref.key)
         if layout is None:
             yield iter(())
@@ -185,16 +180,16 @@ class ObjectRead:
                 yield iter_rows_at(opened.body, layout, start, end)
 
     def _from_start(self, opened: OpenedObject) -> Iterator[Row]:
-        rows = iter_rows(opened.body, self.ref.key, layout_seen=self._check_layout)
+        rows = iter_rows(opened.body, self.ref.key, layout_seen=self.check_layout)
         if self.ref.start_line > 1:
             # NOTE: a continuation of an earlier version of this function names its line only.
             rows = (row for row in rows if row.line >= self.ref.start_line)
         return rows
 
-    def _saw(self, opened: OpenedObject) -> None:
+    def saw(self, opened: OpenedObject) -> None:
         self.etag_seen = opened.etag
 
-    def _check_layout(self, layout: Layout) -> None:
+    def check_layout(self, layout: Layout) -> None:
         problem = self.stage.header_problem(layout)
         if problem is not None:
             raise ObjectFormatError(problem)
@@ -354,50 +349,9 @@ class ObjectRead:
         logger.warning("S3 object changed while it was read", extra={**self.where, "why": why})
         return CHANGED
 
-    # ------------------------------------------------------------------------------------------------ fan-out
-
-    def _may_fan_out(self, size: int) -> bool:
-        settings = self.settings
-        # NOTE: FIFO keeps one object's rows in order, one range at a time: no fan-out there.
-        return (
-            settings.s3_fanout_min_bytes > 0
-            and size >= settings.s3_fanout_min_bytes
-            and self.item.queue_arn is not None
-            and self.item.group_id is None
-        )
-
-    def _fanned_out(self, size: int) -> bool:
-        """Split a large plain object into byte ranges, one message each; True when it was split."""
-        settings = self.settings
-        s3 = self.stage.client("s3")
-        with open_object(s3, self.ref) as head:
-            layout = read_layout(head.body, self.ref.key)
-        if layout is None or layout.gzip:
-            return False
-        self._check_layout(layout)
-        step = range_step(size, settings.s3_fanout_range_bytes, settings.s3_fanout_max_ranges)
-        with open_object(s3, self.ref) as whole:
-            planned = plan_ranges(
-                whole.body, size, layout, step, lambda: self.deadline.budget_s() > SCAN_RESERVE_S
-            )
-        if len(planned) < 2:
-            return False
-        refs = [
-            self._next_ref(start=p.start, part=ByteRange(index, len(planned), p.end), hops=0, progress=False)
-            for index, p in enumerate(planned)
-        ]
-        self._write(IN_PROGRESS, ranges=len(planned))
-        if not self._queue([continuation_body(r) for r in refs]):
-            self._write(INCOMPLETE)
-            return True
-        logger.info(
-            "S3 object split into byte ranges", extra={**self.where, "ranges": len(planned), "bytes": size}
-        )
-        return True
-
     # ------------------------------------------------------------------------------------------------ messages
 
-    def _next_ref(
+    def next_ref(
         self,
         *,
         start: Position,
@@ -421,7 +375,7 @@ class ObjectRead:
             progress=self.result.progress() if progress else None,
         )
 
-    def _queue(self, bodies: list[str]) -> bool:
+    def queue(self, bodies: list[str]) -> bool:
         try:
             send_to_source_queue(self.stage.client("sqs"), self.item, bodies)
         except (ClientError, BotoCoreError, NotQueued) as exc:
@@ -432,21 +386,15 @@ class ObjectRead:
             return False
         return True
 
-    def _write(self, status: str, resume: Position | None = None, **extra: Any) -> None:
+    def report(self, status: str, resume: Position | None = None, **extra: Any) -> None:
+        """Write this read's result file (its range's part file, and the summary once every range reported)."""
         document = self.result.document(self.ref, status, resume, **extra)
-        s3 = self.stage.client("s3")
         try:
-            if self.ref.part is None:
-                write_result(s3, self.ref, document)
-                return
-            write_part(s3, self.ref, document)
-            if status != CONTINUED:
-                summary = summarise_parts(s3, self.ref)
-                if summary is not None:
-                    logger.info(
-                        "every range of the S3 object reported", extra={**self.where, "status": summary["status"]}
-                    )
+            summary = write_report(self.stage.client("s3"), self.ref, document)
         except (ClientError, BotoCoreError) as exc:
             # NOTE: the result file is a report for producers; failing the rows it describes would only send them
             # again.
             logger.error("result file not written", extra={**self.ref.describe(), "error": str(exc)})
+            return
+        if summary is not None:
+            logger.info("every range of the S3 object reported", extra={**self.where, "status": summary["status"]})
