@@ -187,15 +187,19 @@ def test_cdk_nag_and_cfn_lint_are_clean_with_the_route_on(bulk: Synthesized) -> 
     assert [str(m) for m in matches] == []
 
 
-def test_without_the_route_nothing_is_added(full: Synthesized) -> None:
+def test_without_the_route_nothing_is_added(tmp_path: Path) -> None:
+    personalize = sample_context()["personalize"]
+    for entity in personalize["entities"].values():
+        entity.pop("bulkImport", None)
+    plain = synthesize(tmp_path, personalize)
     assert not [
         r
-        for r in full.resources("AWS::IAM::Role").values()
+        for r in plain.resources("AWS::IAM::Role").values()
         if "personalize.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
     ]
     assert not [
         f
-        for f in full.resources("AWS::Lambda::Function").values()
+        for f in plain.resources("AWS::Lambda::Function").values()
         if f["Properties"].get("Handler") == "import_tracker.handler.lambda_handler"
     ]
 
