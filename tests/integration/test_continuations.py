@@ -379,6 +379,37 @@ def test_a_continuation_past_the_hop_limit_stops_and_fails_its_message(
     assert result["status"] == "stopped" and "S3_MAX_HOPS is 5" in result["error"]
 
 
+def test_a_continuation_of_the_earlier_line_only_format_still_resumes_at_its_line(
+    aws: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    # GIVEN a continuation message as the previous version of the function sent them (a line, no byte offset)
+    key = "events/legacy.csv"
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=interactions_csv(700))
+    url, arn = queue(aws["sqs"], f"ingest-{aws['suffix']}")
+    body = {
+        "continuation": {
+            "bucket": aws["bucket"],
+            "key": key,
+            "etag": put["ETag"].strip('"'),
+            "line": 502,
+            "eventTime": f.ARRIVAL_SECONDS,
+            "progress": {"delivered": 500, "rejected": 0},
+        }
+    }
+
+    # WHEN handled
+    response = handler()(f.sqs_event([f.sqs_message(body, "legacy", arn=arn)]), f.FakeLambdaContext())
+
+    # THEN the rows from line 502 on were sent and the result counts the whole object
+    assert response == {"batchItemFailures": []}
+    assert sorted(int(r["element"]["itemId"][2:]) for r in emulator.records("events")) == list(range(500, 700))
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert (result["status"], result["delivered"]) == ("complete", 700)
+    assert receive_all(aws["sqs"], url) == []
+
+
 def test_deadline_already_reached_fails_inline_records_unsent(
     aws: dict[str, Any], emulator: EmulatorHandle
 ) -> None:

@@ -84,6 +84,7 @@ class ObjectRead:
     # ------------------------------------------------------------------------------------------------ flow
 
     def run(self) -> None:
+        """Read the object from the message's position to its end, the deadline or a stop; write its report."""
         logger.info("reading S3 object", extra=self.where)
         if self.ref.hops >= self.settings.s3_max_hops:
             self._stop(f"stopped after {self.ref.hops} continuations (S3_MAX_HOPS is {self.settings.s3_max_hops})")
@@ -187,9 +188,11 @@ class ObjectRead:
         return rows
 
     def saw(self, opened: OpenedObject) -> None:
+        """Remember the ETag GetObject returned (it pins later reads when the announcement named none)."""
         self.etag_seen = opened.etag
 
     def check_layout(self, layout: Layout) -> None:
+        """Refuse (:class:`ObjectFormatError`) an object whose CSV header cannot be this entity's."""
         problem = self.stage.header_problem(layout)
         if problem is not None:
             raise ObjectFormatError(problem)
@@ -360,6 +363,7 @@ class ObjectRead:
         part: ByteRange | None = None,
         progress: bool = True,
     ) -> ObjectRef:
+        """The reference a continuation or range message carries: this object from ``start`` on."""
         ref = self.ref
         # NOTE: a read pinned to the version first seen: when the announcement named neither version nor ETag,
         # the ETag GetObject returned pins every later read.
@@ -376,6 +380,7 @@ class ObjectRead:
         )
 
     def queue(self, bodies: list[str]) -> bool:
+        """Put ``bodies`` on the announcing queue; False (and the message reported failed) when that failed."""
         try:
             send_to_source_queue(self.stage.client("sqs"), self.item, bodies)
         except (ClientError, BotoCoreError, NotQueued) as exc:
