@@ -75,7 +75,8 @@ def run(bench: Bench, quick: bool) -> list[dict[str, Any]]:
     }
     print(
         f"\n6. {rows:,}-item catalogue: import route {import_total_s:.1f} s (function {imported['wallS']:.2f} s + "
-        f"job {imported['jobS']:.1f} s + tracker {imported['trackerS']:.2f} s, measured) vs PutItems "
+        f"waiting for the job {imported['waitedForJobS']:.1f} s (job {imported['jobS']:.1f} s after creation) + "
+        f"tracker {imported['trackerS']:.2f} s, measured) vs PutItems "
         f"{stream_total_s:,.0f} s (extrapolated from {sample_rows:,} rows at {per_second:.1f} rows/s)\n"
         f"   ratio {ratio:,.0f}x (target >= {TARGET_RATIO:g}x: {'met' if summary['met'] else 'NOT MET'}); "
         f"on AWS the import route still wins while a job's fixed overhead stays under "
@@ -111,6 +112,7 @@ def _import_route(bench: Bench, body: bytes, rows: int, role_arn: str) -> dict[s
     }
     with bench.worker() as worker:
         measured, calls = bench.invoke(worker, ENTITY, event, None, env=env)
+        function_ended = time.time()
     started = time.perf_counter()
     personalize = boto3.client("personalize", endpoint_url=bench.emulator.url)
     (job,) = bench.emulator.import_jobs()["jobs"]
@@ -121,7 +123,10 @@ def _import_route(bench: Bench, body: bytes, rows: int, role_arn: str) -> dict[s
         job = personalize.describe_dataset_import_job(datasetImportJobArn=job["datasetImportJobArn"])[
             "datasetImportJob"
         ]
-    job_s = time.perf_counter() - started
+    # NOTE: the job runs from its creation, inside the function's invocation, to its last update (the emulator's
+    # clock is this process's): the route waits for it only as long as it outlasts the invocation.
+    job_s = _epoch(job["lastUpdatedDateTime"]) - _epoch(job["creationDateTime"])
+    waited_s = max(0.0, _epoch(job["lastUpdatedDateTime"]) - function_ended)
     tracker_s, document = _track(bench, personalize, key)
     stored = bench.emulator.counts()[ENTITY]
     bench.s3.delete_object(Bucket=bench.bucket, Key=key)
@@ -138,8 +143,13 @@ def _import_route(bench: Bench, body: bytes, rows: int, role_arn: str) -> dict[s
         resultRows=document.get("rows"),
         jobS=job_s,
         trackerS=tracker_s,
-        importRouteS=measured["wallS"] + job_s + tracker_s,
+        waitedForJobS=waited_s,
+        importRouteS=measured["wallS"] + waited_s + tracker_s,
     )
+
+
+def _epoch(value: Any) -> float:
+    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
 
 
 def _track(bench: Bench, personalize: Any, key: str) -> tuple[float, dict[str, Any]]:

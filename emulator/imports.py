@@ -91,6 +91,8 @@ class ImportJob:
     updated_at: float = 0.0
     failure_reason: str | None = None
     imported: Imported | None = field(default=None, repr=False)
+    read_done: bool = False
+    """The input was read (or failed to be); the job may end once its in-progress time is over."""
 
     @property
     def unfinished(self) -> bool:
@@ -144,6 +146,8 @@ class ImportJobs:
         self._jobs: dict[str, ImportJob] = {}
         self._lock = threading.RLock()
         self._ticker: threading.Thread | None = None
+        self._working: set[str] = set()
+        """Jobs being read or stored right now (outside the lock)."""
         self._clients: dict[str, Any] = {}
 
     def create(self, job: ImportJob) -> ImportJob:
@@ -154,8 +158,8 @@ class ImportJobs:
         LimitExceeded
             when ``max_unfinished_jobs`` jobs are pending or in progress.
         """
+        self.advance()
         with self._lock:
-            self.advance()
             unfinished = sum(1 for j in self._jobs.values() if j.unfinished)
             if unfinished >= self.settings.max_unfinished_jobs:
                 raise LimitExceeded(
@@ -168,8 +172,8 @@ class ImportJobs:
             return job
 
     def get(self, arn: str) -> ImportJob | None:
+        self.advance()
         with self._lock:
-            self.advance()
             return self._jobs.get(arn)
 
     def by_name(self, name: str) -> ImportJob | None:
@@ -178,8 +182,8 @@ class ImportJobs:
 
     def listing(self, dataset_arn: str | None) -> list[ImportJob]:
         """Jobs of ``dataset_arn`` (or all), newest first, as ListDatasetImportJobs orders them."""
+        self.advance()
         with self._lock:
-            self.advance()
             jobs = [j for j in self._jobs.values() if dataset_arn is None or j.dataset_arn == dataset_arn]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
@@ -187,7 +191,7 @@ class ImportJobs:
         """Forget every job and restore the starting ``settings`` (an emulator reset)."""
         with self._lock:
             self._jobs.clear()
-            self.change(settings)
+        self.change(settings)
 
     def change(self, settings: ImportSettings) -> None:
         """Use ``settings`` from now on (jobs keep their creation time: a shorter pending time moves them on)."""
@@ -195,18 +199,42 @@ class ImportJobs:
             if settings.s3_endpoint_url != self.settings.s3_endpoint_url:
                 self._clients.clear()
             self.settings = settings
-            self.advance()
+        self.advance()
 
     def advance(self, now: float | None = None) -> None:
-        """Move every job to the state its age says it is in, reading and storing as states are entered."""
-        with self._lock:
-            now = time.time() if now is None else now
-            for job in list(self._jobs.values()):
-                if job.status == PENDING and now >= job.created_at + self.settings.pending_s:
-                    job.status, job.updated_at = IN_PROGRESS, now
+        """Move every job to the state its age says it is in, reading and storing as states are entered.
+
+        The reading and storing run outside the lock (a large file takes seconds), so requests keep being
+        answered meanwhile; a job stays CREATE IN_PROGRESS until its rows are stored.
+        """
+        while True:
+            with self._lock:
+                moment = time.time() if now is None else now
+                to_read, to_finish = [], []
+                for job in self._jobs.values():
+                    if job.arn in self._working:
+                        continue
+                    if job.status == PENDING and moment >= job.created_at + self.settings.pending_s:
+                        job.status, job.updated_at = IN_PROGRESS, moment
+                        to_read.append(job)
+                    elif (
+                        job.status == IN_PROGRESS
+                        and job.read_done
+                        and moment >= job.updated_at + self.settings.in_progress_s
+                    ):
+                        to_finish.append(job)
+                self._working.update(job.arn for job in to_read + to_finish)
+            if not to_read and not to_finish:
+                return
+            try:
+                for job in to_read:
                     self._read(job)
-                if job.status == IN_PROGRESS and now >= job.updated_at + self.settings.in_progress_s:
-                    self._finish(job, now)
+                    job.read_done = True
+                for job in to_finish:
+                    self._finish(job, moment)
+            finally:
+                with self._lock:
+                    self._working.difference_update(job.arn for job in to_read + to_finish)
 
     def _read(self, job: ImportJob) -> None:
         try:
@@ -228,8 +256,11 @@ class ImportJobs:
         return read_import(s3, job.data_location, job.dataset_type, schema, job.import_mode == "INCREMENTAL")
 
     def _finish(self, job: ImportJob, now: float) -> None:
-        job.updated_at = now
+        with self._lock:
+            if self._jobs.get(job.arn) is not job:
+                return  # forgotten by a reset while it was read
         if job.failure_reason is not None or job.imported is None:
+            job.updated_at = now
             job.status = FAILED
             job.failure_reason = job.failure_reason or "The input data could not be read."
             logger.info("import job %s failed: %s", job.name, job.failure_reason)
@@ -240,9 +271,9 @@ class ImportJobs:
             logger.exception("import job %s could not store its rows", job.name)
             job.status, job.failure_reason = FAILED, f"Internal failure while loading the data: {exc}"
             return
-        job.status = ACTIVE
         logger.info("import job %s active: %d rows", job.name, len(job.imported.rows))
         job.imported = None
+        job.status, job.updated_at = ACTIVE, max(now, time.time())
 
     def _client(self, service: str) -> Any:
         client = self._clients.get(service)
@@ -265,7 +296,8 @@ class ImportJobs:
     def _tick(self) -> None:
         while True:
             time.sleep(_TICK_S)
+            self.advance()
             with self._lock:
-                self.advance()
                 if not any(job.unfinished for job in self._jobs.values()):
+                    self._ticker = None
                     return
