@@ -229,3 +229,72 @@ def test_route_needs_the_s3_source() -> None:
         parse(personalize)
     personalize["entities"]["items"]["bulkImport"] = {"enabled": False}
     assert parse(personalize).entities[2].bulk_import is None
+
+
+def test_a_bucket_encrypted_with_a_customer_key_admits_the_role_and_personalize_to_decrypt() -> None:
+    # GIVEN the import route built on a bucket that uses SSE-KMS with a customer key
+    import dataclasses
+
+    import aws_cdk as cdk
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_s3 as s3
+    from aws_cdk import aws_sqs as sqs
+    from aws_cdk.assertions import Template
+
+    from infrastructure.bulk_import import BulkImport
+    from infrastructure.bundling import FUNCTIONS_DIR
+    from infrastructure.entity_pipeline import EntityPipeline, SharedResources
+    from infrastructure.monitoring import Monitoring
+
+    stack = cdk.Stack(cdk.App(), "Encrypted")
+    bucket = s3.Bucket(stack, "Ingest", encryption=s3.BucketEncryption.KMS, enforce_ssl=True)
+    shared = SharedResources(
+        code=lambda_.Code.from_asset(str(FUNCTIONS_DIR)),
+        powertools_layer=lambda_.LayerVersion.from_layer_version_arn(
+            stack,
+            "Layer",
+            "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1",
+        ),
+        rejects_queue=sqs.Queue(stack, "Rejects"),
+        ingest_bucket=bucket,
+        failed_batches_bucket=None,
+        log_retention=logs.RetentionDays.ONE_WEEK,
+        metrics_namespace="Test",
+        service_name="test",
+    )
+    items = next(e for e in parse(bulk_context()).entities if e.entity.name == "items")
+    items = dataclasses.replace(items, kinesis=None, sqs=None)
+    pipeline = EntityPipeline(stack, "ItemsPipeline", config=items, shared=shared)
+    monitoring = Monitoring(
+        stack,
+        "Monitoring",
+        pipelines=[pipeline],
+        rejects_queue=shared.rejects_queue,
+        failed_batches_bucket=None,
+        metrics_namespace="Test",
+        iterator_age_alarm_s=60,
+        alarm_email=None,
+    )
+    route = BulkImport(
+        stack, "BulkImport", pipelines=[pipeline], bucket=bucket, shared=shared, monitoring=monitoring
+    )
+    template = Template.from_stack(stack)
+
+    # THEN the key policy admits the Personalize principal to decrypt, and the service role may use the key
+    key_id = stack.resolve(bucket.encryption_key.node.default_child.logical_id)  # type: ignore[union-attr]
+    key_statements = template.to_json()["Resources"][key_id]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(
+        s.get("Principal") == {"Service": "personalize.amazonaws.com"} and "kms:Decrypt" in s["Action"]
+        for s in key_statements
+    )
+    role_id = stack.resolve(route.service_role.node.default_child.logical_id)  # type: ignore[union-attr]
+    role_statements = [
+        s
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert any(
+        "kms:Decrypt" in s["Action"] and s["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]} for s in role_statements
+    )
