@@ -31,13 +31,27 @@ from infrastructure.monitoring import Monitoring
 from infrastructure.personalize_access import PERSONALIZE_PRINCIPAL, read_statements, role_policy
 from infrastructure.runtime import ARCHITECTURE, RUNTIME
 from personalize_ingest import bulk_routing
-from personalize_ingest.bulk_import import BULK_IMPORTS_FAILED, MARKERS_DIRECTORY
+from personalize_ingest.bulk_import import (
+    BULK_IMPORTS_FAILED,
+    BULK_IMPORTS_REFUSED,
+    BULK_IMPORTS_STARTED,
+    BULK_IMPORTS_SUCCEEDED,
+    BULK_IMPORTS_WAITING,
+    MARKERS_DIRECTORY,
+)
 from personalize_ingest.import_jobs import JOB_NAME_PREFIX
 from personalize_ingest.import_tracking import BUCKET_VARIABLE, ENTITIES_VARIABLE
 
 TRACKER_SCHEDULE = Duration.minutes(1)
 """How often the tracker polls the jobs in flight (a job takes many minutes; a minute of latency is nothing)."""
 TRACKER_TIMEOUT = Duration.minutes(5)
+OUTCOME_METRICS = (
+    BULK_IMPORTS_STARTED,
+    BULK_IMPORTS_REFUSED,
+    BULK_IMPORTS_WAITING,
+    BULK_IMPORTS_SUCCEEDED,
+    BULK_IMPORTS_FAILED,
+)
 
 
 class BulkImport(Construct):
@@ -93,6 +107,19 @@ class BulkImport(Construct):
             targets=[targets.LambdaFunction(self.tracker, retry_attempts=0)],
         )
         self.alarms = {f"{p.config.entity.name}/FailedImports": self._alarm(p, monitoring) for p in self.pipelines}
+        monitoring.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="import route: files by outcome",
+                left=[
+                    monitoring.entity_metric(p.config.entity.name, name).with_(
+                        label=f"{p.config.entity.name} {name}"
+                    )
+                    for p in self.pipelines
+                    for name in OUTCOME_METRICS
+                ],
+                width=24,
+            )
+        )
         self._acknowledge(bucket)
 
     # -- the ingest functions -----------------------------------------------------------------------------------

@@ -176,6 +176,15 @@ def test_failed_imports_raise_an_alarm_per_entity(bulk: Synthesized) -> None:
         )
 
 
+def test_the_dashboard_graphs_every_outcome_of_the_route(bulk: Synthesized) -> None:
+    (dashboard,) = bulk.resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "import route: files by outcome" in body
+    for name in ("BulkImportsStarted", "BulkImportsRefused", "BulkImportsWaiting", "BulkImportsSucceeded"):
+        assert name in body
+    assert "BulkImportsFailed" in body
+
+
 def test_cdk_nag_and_cfn_lint_are_clean_with_the_route_on(bulk: Synthesized) -> None:
     (report,) = bulk.validation_report["pluginReports"]
     assert report["violations"] == []
