@@ -13,9 +13,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bulk_import, files, items, kinesis, machine, prepare_cpu, report, s3_events
+from benchmarks import (
+    baselines,
+    bulk_import,
+    files,
+    items,
+    kinesis,
+    machine,
+    movielens,
+    prepare_cpu,
+    report,
+    s3_events,
+    schema_calls,
+)
 from benchmarks.harness import Bench, running_bench
-from benchmarks.movielens import DATA_DIR, DataMissing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FULL_RESULTS = REPO_ROOT / "benchmarks" / "results" / "latest.json"
@@ -27,6 +38,8 @@ SCENARIOS: dict[str, Callable[[Bench, bool, argparse.Namespace], list[dict[str, 
     s3_events.SCENARIO: lambda bench, quick, args: s3_events.run(bench, quick, args.records),
     items.SCENARIO: lambda bench, quick, _: items.run(bench, quick),
     kinesis.SCENARIO: lambda bench, quick, _: kinesis.run(bench, quick),
+    baselines.SCENARIO: lambda bench, quick, _: baselines.run(bench, quick),
+    schema_calls.SCENARIO: lambda bench, quick, _: schema_calls.run(bench, quick),
     files.SCENARIO: lambda bench, quick, _: files.run(bench, quick),
     bulk_import.SCENARIO: lambda bench, quick, _: bulk_import.run(bench, quick),
 }
@@ -61,6 +74,11 @@ def default_output(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     output = args.output or default_output(args)
+    # NOTE: checked before any server starts, so a missing data set is one line, not a worker's traceback.
+    problem = movielens.missing()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     selected = args.only or list(SCENARIOS)
     facts = machine.describe()
     print(
@@ -78,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
                 scenario_started = time.perf_counter()
                 results.extend(SCENARIOS[name](bench, args.quick, args))
                 print(f"   {name}: {time.perf_counter() - scenario_started:.1f} s", flush=True)
-    except DataMissing as missing:
-        print(f"error: {missing}", file=sys.stderr)
+    except movielens.DataMissing as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     report.print_tables(results, sys.stdout)
     document = {
         "mode": "quick" if args.quick else "full",
         "scenarios": selected,
-        "dataDir": str(DATA_DIR),
+        "dataDir": str(movielens.DATA_DIR),
         "durationS": round(time.perf_counter() - started, 1),
         "machine": {**facts, "loadAverageAtEnd": list(machine.load_average())},
         "results": results,

@@ -120,9 +120,10 @@ class Bench:
         finally:
             worker.close()
 
-    def call_summary(self) -> dict[str, Any]:
-        """What the emulator answered since its last reset: calls by outcome, elements stored, call times."""
-        calls = self.emulator.calls()
+    def call_summary(self, emulator: EmulatorHandle | None = None) -> dict[str, Any]:
+        """What the emulator (default: the bench's own) answered since its last reset: calls by outcome, elements
+        stored, call times."""
+        calls = (emulator or self.emulator).calls()
         accepted = [c for c in calls if c["status"] == 200]
         throttled = [c for c in calls if c["errorCode"] == "ThrottlingException"]
         times = sorted(c["receivedAt"] for c in calls)

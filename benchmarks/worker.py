@@ -57,6 +57,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         from benchmarks.prepare_cpu import measure_prepare
 
         return measure_prepare(job)
+    if job["kind"] in ("per_record", "boto3_calls"):
+        from benchmarks import baselines
+
+        return (
+            baselines.measure_per_record(job)
+            if job["kind"] == "per_record"
+            else baselines.measure_boto3_calls(job)
+        )
     return measure_invocation(job)
 
 

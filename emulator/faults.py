@@ -1,8 +1,11 @@
-"""Fault injection: added latency, 500/503 errors, throttling and dropped connections, from a seeded RNG.
+"""Fault injection: added latency and spikes, 500/503 errors, throttling, dropped connections and lost
+responses, from a seeded RNG.
 
 Each request to an operation draws once: with probability ``dropRate`` its connection is dropped, else with
-``throttleRate`` it is throttled, else with ``errorRate`` it fails with a 5xx; the outcomes exclude each other so
-every observed rate tracks its setting. Latency is drawn separately and added to every answer.
+``lostResponseRate`` the request is stored and then its connection dropped (the caller cannot know it succeeded),
+else with ``throttleRate`` it is throttled, else with ``errorRate`` it fails with a 5xx; the outcomes exclude each
+other so every observed rate tracks its setting. Latency is drawn separately and added to every answer; with
+probability ``spikeRate`` an answer is ``spikeMs`` later still (a latency spike).
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ class FaultSettings:
     drop_rate: float = 0.0
     drop_after_store: bool = False
     """Drop the connection after storing the request (the client retries: duplicates) instead of before."""
+    lost_response_rate: float = 0.0
+    """Store the request, then drop the connection without an answer (on top of ``drop_rate``'s drops)."""
+    spike_rate: float = 0.0
+    spike_ms: float = 0.0
+    """With probability ``spike_rate``, ``spike_ms`` more latency (a latency spike)."""
     operations: tuple[str, ...] | None = None
     """Operations the faults apply to; None = all five."""
     seed: int | None = None
@@ -78,6 +86,9 @@ class FaultSettings:
             "throttleRate",
             "dropRate",
             "dropAfterStore",
+            "lostResponseRate",
+            "spikeRate",
+            "spikeMs",
             "operations",
             "seed",
         }
@@ -107,6 +118,9 @@ class FaultSettings:
             throttle_rate=float(raw.get("throttleRate", 0.0)),
             drop_rate=float(raw.get("dropRate", 0.0)),
             drop_after_store=bool(raw.get("dropAfterStore", False)),
+            lost_response_rate=float(raw.get("lostResponseRate", 0.0)),
+            spike_rate=float(raw.get("spikeRate", 0.0)),
+            spike_ms=float(raw.get("spikeMs", 0.0)),
             operations=tuple(raw["operations"]) if raw.get("operations") is not None else None,
             seed=int(raw["seed"]) if raw.get("seed") is not None else None,
         )
@@ -114,9 +128,13 @@ class FaultSettings:
         return settings
 
     def check(self) -> None:
-        rates = (self.error_rate, self.throttle_rate, self.drop_rate)
+        rates = (self.error_rate, self.throttle_rate, self.drop_rate, self.lost_response_rate)
         if any(not 0.0 <= rate <= 1.0 for rate in rates) or sum(rates) > 1.0:
-            raise FaultSettingsError("errorRate, throttleRate and dropRate must be in [0, 1] and sum to <= 1")
+            raise FaultSettingsError(
+                "errorRate, throttleRate, dropRate and lostResponseRate must be in [0, 1] and sum to <= 1"
+            )
+        if not 0.0 <= self.spike_rate <= 1.0 or self.spike_ms < 0:
+            raise FaultSettingsError("spikeRate must be in [0, 1] and spikeMs must not be negative")
         if not self.error_statuses or any(not 500 <= status <= 599 for status in self.error_statuses):
             raise FaultSettingsError("errorStatuses must be a non-empty list of 5xx statuses")
 
@@ -128,6 +146,9 @@ class FaultSettings:
             "throttleRate": self.throttle_rate,
             "dropRate": self.drop_rate,
             "dropAfterStore": self.drop_after_store,
+            "lostResponseRate": self.lost_response_rate,
+            "spikeRate": self.spike_rate,
+            "spikeMs": self.spike_ms,
             "operations": list(self.operations) if self.operations is not None else None,
             "seed": self.seed,
         }
@@ -177,12 +198,19 @@ class Faults:
             if settings.operations is not None and operation not in settings.operations:
                 return NO_FAULT
             latency_s = settings.latency.draw_ms(self._rng) / 1000.0
-            if not (settings.drop_rate or settings.throttle_rate or settings.error_rate):
+            if settings.spike_rate and self._rng.random() < settings.spike_rate:
+                latency_s += settings.spike_ms / 1000.0
+            if not (
+                settings.drop_rate or settings.throttle_rate or settings.error_rate or settings.lost_response_rate
+            ):
                 return FaultDecision(latency_s=latency_s)
             draw = self._rng.random()
             if draw < settings.drop_rate:
                 return FaultDecision(latency_s=latency_s, drop=True, drop_after_store=settings.drop_after_store)
             draw -= settings.drop_rate
+            if draw < settings.lost_response_rate:
+                return FaultDecision(latency_s=latency_s, drop=True, drop_after_store=True)
+            draw -= settings.lost_response_rate
             if draw < settings.throttle_rate:
                 return FaultDecision(latency_s=latency_s, throttle=True)
             draw -= settings.throttle_rate

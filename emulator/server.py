@@ -16,12 +16,17 @@ from emulator.signing import SignedRequest
 
 logger = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 128
+"""Pending connections the listening socket holds (socketserver's default is 5): a burst of clients opening
+connections at once - a function's delivery threads after a cold start, many functions - is queued, not refused."""
+
 
 class EmulatorServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that carries the emulator state its handlers use."""
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         super().__init__(address, _Handler)
@@ -68,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionError as exc:
             # A client that timed out or gave up closed its connection before the answer was written (or while
             # the next request was awaited): nothing is wrong with the emulator, so no traceback.
-            logger.debug("%s disconnected: %s", self.address_string(), exc.__class__.__name__)
+            logger.info("connection from %s dropped by the client: %s", self.address_string(), type(exc).__name__)
 
     def handle_one_request(self) -> None:
         try:
@@ -147,6 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, answer: Answer) -> None:
         if answer.drop:
             # NOTE: close without any status line: clients see a connection reset / closed before a response.
+            logger.info("connection from %s dropped without an answer (injected fault)", self.address_string())
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)

@@ -9,8 +9,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infrastructure import nag
+from personalize_ingest.contract import RESULTS_PREFIX
 
-RESULTS_PREFIX = "results/"
 FAILED_BATCHES_METRICS_FILTER = "AllObjects"
 
 
@@ -22,31 +22,38 @@ def _hardened_bucket(
     access_logs: s3.IBucket | None = None,
     access_logs_prefix: str | None = None,
     metrics: list[s3.BucketMetrics] | None = None,
+    removal_policy: RemovalPolicy,
 ) -> s3.Bucket:
-    """Private, SSE-S3, SSL-only, ACL-free bucket kept when the stack is deleted."""
-    return s3.Bucket(
+    """Private, SSE-S3, SSL-only, ACL-free bucket; kept when the stack is deleted unless ``removal_policy`` is
+    DESTROY, which empties it first (CDK's auto-delete custom resource) so that CloudFormation can delete it."""
+    bucket = s3.Bucket(
         scope,
         construct_id,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         encryption=s3.BucketEncryption.S3_MANAGED,
         enforce_ssl=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        removal_policy=RemovalPolicy.RETAIN,
+        removal_policy=removal_policy,
+        auto_delete_objects=removal_policy == RemovalPolicy.DESTROY,
         lifecycle_rules=lifecycle_rules,
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix=access_logs_prefix,
         metrics=metrics,
     )
+    return bucket
 
 
 class AccessLogsBucket(Construct):
     """Target of the other buckets' server access logs."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, expiration_days: int = 365) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy, expiration_days: int = 365
+    ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = _hardened_bucket(
             self,
             "Bucket",
+            removal_policy=removal_policy,
             lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(expiration_days))],
         )
         # NOTE: object ownership BUCKET_OWNER_ENFORCED is what S3's logging service principal needs (CDK adds the
@@ -71,6 +78,7 @@ class IngestBucket(Construct):
         prefixes: Sequence[str],
         processed_object_expiration_days: int,
         result_expiration_days: int,
+        removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         # NOTE: files are processed within minutes of their arrival (S3 -> SQS -> Lambda); what is left after the
@@ -88,6 +96,7 @@ class IngestBucket(Construct):
             "Bucket",
             access_logs=access_logs,
             access_logs_prefix="ingest/",
+            removal_policy=removal_policy,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireResults", prefix=RESULTS_PREFIX, expiration=Duration.days(result_expiration_days)
@@ -108,7 +117,13 @@ class FailedBatchesBucket(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, access_logs: s3.IBucket, expiration_days: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        access_logs: s3.IBucket,
+        expiration_days: int,
+        removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = _hardened_bucket(
@@ -116,6 +131,7 @@ class FailedBatchesBucket(Construct):
             "Bucket",
             access_logs=access_logs,
             access_logs_prefix="failed-batches/",
+            removal_policy=removal_policy,
             lifecycle_rules=[
                 s3.LifecycleRule(id="ExpireFailedBatches", expiration=Duration.days(expiration_days))
             ],

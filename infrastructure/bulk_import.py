@@ -25,12 +25,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infrastructure import nag
-from infrastructure.buckets import RESULTS_PREFIX
-from infrastructure.entity_pipeline import EntityPipeline, SharedResources
+from infrastructure.entity_pipeline import EntityPipeline
+from infrastructure.ingest_function import SharedResources
 from infrastructure.monitoring import Monitoring
 from infrastructure.personalize_access import PERSONALIZE_PRINCIPAL, read_statements, role_policy
 from infrastructure.runtime import ARCHITECTURE, RUNTIME
-from personalize_ingest import bulk_routing
+from personalize_ingest import contract
 from personalize_ingest.bulk_import import (
     BULK_IMPORTS_FAILED,
     BULK_IMPORTS_REFUSED,
@@ -39,8 +39,8 @@ from personalize_ingest.bulk_import import (
     BULK_IMPORTS_WAITING,
     MARKERS_DIRECTORY,
 )
+from personalize_ingest.contract import RESULTS_PREFIX
 from personalize_ingest.import_jobs import JOB_NAME_PREFIX
-from personalize_ingest.import_tracking import BUCKET_VARIABLE, ENTITIES_VARIABLE
 
 TRACKER_SCHEDULE = Duration.minutes(1)
 """How often the tracker polls the jobs in flight (a job takes many minutes; a minute of latency is nothing)."""
@@ -129,15 +129,15 @@ class BulkImport(Construct):
         assert config is not None
         entity = pipeline.config.entity
         settings = {
-            bulk_routing.ENABLED_VARIABLE: "true",
-            bulk_routing.DATASET_ARN_VARIABLE: config.dataset_arn,
-            bulk_routing.ROLE_ARN_VARIABLE: self.service_role.role_arn,
-            bulk_routing.MIN_ROWS_VARIABLE: str(config.min_rows),
-            bulk_routing.SAMPLE_ROWS_VARIABLE: str(config.sample_rows),
-            bulk_routing.WAIT_SECONDS_VARIABLE: str(config.wait_seconds),
+            contract.BULK_IMPORT_ENABLED: "true",
+            contract.BULK_IMPORT_DATASET_ARN: config.dataset_arn,
+            contract.BULK_IMPORT_ROLE_ARN: self.service_role.role_arn,
+            contract.BULK_IMPORT_MIN_ROWS: str(config.min_rows),
+            contract.BULK_IMPORT_SAMPLE_ROWS: str(config.sample_rows),
+            contract.BULK_IMPORT_WAIT_SECONDS: str(config.wait_seconds),
         }
         if config.min_bytes is not None:
-            settings[bulk_routing.MIN_BYTES_VARIABLE] = str(config.min_bytes)
+            settings[contract.BULK_IMPORT_MIN_BYTES] = str(config.min_bytes)
         for name, value in settings.items():
             pipeline.function.add_environment(name, value)
         arn_prefix = config.dataset_arn.split(":dataset/")[0]
@@ -191,7 +191,9 @@ class BulkImport(Construct):
     # -- the tracker --------------------------------------------------------------------------------------------
 
     def _tracker(self, bucket: s3.IBucket, shared: SharedResources) -> tuple[iam.Role, lambda_.Function]:
-        log_group = logs.LogGroup(self, "TrackerLogGroup", retention=shared.log_retention)
+        log_group = logs.LogGroup(
+            self, "TrackerLogGroup", retention=shared.log_retention, removal_policy=shared.removal_policy
+        )
         role = iam.Role(
             self,
             "TrackerRole",
@@ -251,16 +253,15 @@ class BulkImport(Construct):
             architecture=ARCHITECTURE,
             code=shared.code,
             handler="import_tracker.handler.lambda_handler",
-            layers=[shared.powertools_layer],
             memory_size=512,
             timeout=TRACKER_TIMEOUT,
             # NOTE: one run at a time: two runs would both finish the same job and publish its metric twice.
             reserved_concurrent_executions=1,
             environment={
-                BUCKET_VARIABLE: bucket.bucket_name,
-                ENTITIES_VARIABLE: ",".join(p.config.entity.name for p in self.pipelines),
-                "POWERTOOLS_METRICS_NAMESPACE": shared.metrics_namespace,
-                "POWERTOOLS_SERVICE_NAME": shared.service_name,
+                contract.TRACKER_BUCKET: bucket.bucket_name,
+                contract.TRACKER_ENTITIES: ",".join(p.config.entity.name for p in self.pipelines),
+                contract.METRICS_NAMESPACE: shared.metrics_namespace,
+                contract.SERVICE_NAME: shared.service_name,
             },
             role=role,
             log_group=log_group,
@@ -282,8 +283,7 @@ class BulkImport(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        if monitoring.topic is not None:
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(monitoring.topic))
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(monitoring.topic))
         return alarm
 
     def _acknowledge(self, bucket: s3.IBucket) -> None:

@@ -1,9 +1,15 @@
 """The functions' code asset, bundled without Docker.
 
-The asset is ``functions/`` (handlers + the shared ``personalize_ingest`` package) plus the wheels listed in
-``functions/requirements.txt``, installed by pip for the *target* platform (``--platform ... --only-binary=:all:``)
-rather than the machine running the synth. The pip output is cached under ``build/lambda-deps/`` keyed by the
-requirements' hash and the target, so a synth reaches PyPI only when the requirements or the target change.
+The asset is ``functions/`` (handlers + the shared ``personalize_ingest`` package) plus the distributions pinned
+in ``functions/requirements.lock``, installed by pip for the *target* platform (``--platform ...
+--only-binary=:all:``) rather than the machine running the synth, with ``--require-hashes --no-deps``: nothing
+outside the lock, and nothing whose bytes differ from the hashes in it, can reach the asset. The lock lives under
+``functions/``, so the asset's source hash changes when it does. The pip output is cached under
+``build/lambda-deps/`` keyed by the lock's hash and the target, so a synth reaches PyPI only when the lock or the
+target change.
+
+The lock is written by ``make lock`` (mk/cdk.mk: pip-compile --generate-hashes from
+``functions/requirements.txt``).
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
-REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
+LOCK_NAME = "requirements.lock"
+"""The lock file, inside the source folder: every distribution of the asset, pinned with its hashes."""
 CACHE_DIR = ROOT / "build" / "lambda-deps"
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", "requirements.txt")
+_IGNORED = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", "requirements.txt", LOCK_NAME
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +61,9 @@ class BundleTarget:
             platform=f"manylinux2014_{machine}", python_version=f"{sys.version_info[0]}.{sys.version_info[1]}"
         )
 
-    @property
-    def cache_key(self) -> str:
-        digest = hashlib.sha256(REQUIREMENTS.read_bytes())
+    def cache_key(self, lock: Path) -> str:
+        """Names the installed dependencies: the lock's bytes and this target."""
+        digest = hashlib.sha256(lock.read_bytes())
         digest.update(f"{self.platform}|{self.python_version}|cp".encode())
         return digest.hexdigest()[:16]
 
@@ -82,8 +91,9 @@ class LocalPipBundling:
         return True
 
     def dependencies(self) -> Path:
-        """Directory holding the installed requirements for the target, built once per requirements + target."""
-        cached = self.cache_dir / self.target.cache_key
+        """Directory holding the locked distributions installed for the target, built once per lock + target."""
+        lock = self.source / LOCK_NAME
+        cached = self.cache_dir / self.target.cache_key(lock)
         if (cached / ".complete").exists():
             return cached
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +107,10 @@ class LocalPipBundling:
                 "--quiet",
                 "--disable-pip-version-check",
                 "--no-compile",
+                # NOTE: --require-hashes refuses any distribution not pinned with a matching hash, --no-deps any
+                # that the lock does not list itself: the lock is the whole list.
+                "--require-hashes",
+                "--no-deps",
                 "--platform",
                 self.target.platform,
                 "--only-binary=:all:",
@@ -107,7 +121,7 @@ class LocalPipBundling:
                 "--target",
                 str(staging),
                 "-r",
-                str(REQUIREMENTS),
+                str(lock),
             ],
             check=True,
         )
@@ -117,25 +131,30 @@ class LocalPipBundling:
         return cached
 
 
-def function_code(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> lambda_.Code:
-    """One code asset for every function: ``functions/`` + wheels for ``runtime`` on ``architecture``.
+def function_code(
+    runtime: lambda_.Runtime, architecture: lambda_.Architecture, *, source: Path = FUNCTIONS_DIR
+) -> lambda_.Code:
+    """One code asset for every function: ``source`` (``functions/``) + its locked wheels for ``runtime`` on
+    ``architecture``.
 
     NOTE: the Docker image is only the fallback CDK would use if the local bundler declined; it never does.
     """
     target = BundleTarget.for_lambda(runtime, architecture)
     return lambda_.Code.from_asset(
-        str(FUNCTIONS_DIR),
+        str(source),
         exclude=["**/__pycache__", "**/*.pyc"],
-        # NOTE: the source hash covers functions/ (requirements.txt included); the bundling options add the target.
+        # NOTE: the source hash covers functions/, the lock included, so a new lock is a new asset; the bundling
+        # options add the target.
         asset_hash_type=AssetHashType.SOURCE,
         bundling=BundlingOptions(
             image=DockerImage.from_registry(f"public.ecr.aws/sam/build-{runtime.name}"),
             command=[
                 "bash",
                 "-c",
-                "cp -R /asset-input/. /asset-output/ && pip install -r requirements.txt -t /asset-output",
+                "cp -R /asset-input/. /asset-output/ && rm /asset-output/requirements.* && "
+                f"pip install --require-hashes --no-deps -r {LOCK_NAME} -t /asset-output",
             ],
             platform=f"linux/{'arm64' if target.platform.endswith('aarch64') else 'amd64'}",
-            local=LocalPipBundling(target),
+            local=LocalPipBundling(target, source=source),
         ),
     )

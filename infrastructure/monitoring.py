@@ -1,4 +1,8 @@
-"""Alarms and the dashboard, with plain CloudWatch constructs.
+"""Alarms, the topic they notify and the dashboard, with plain CloudWatch constructs.
+
+Every alarm notifies one SNS topic: the stack's own (encrypted with a customer key CloudWatch may use, an e-mail
+subscription when ``alarmEmail`` is set), or an existing topic named by ``alarmTopicArn``. Its ARN is an output,
+so a pager, chat integration or ticketing system can subscribe to it.
 
 NOTE: plain ``aws_cloudwatch`` rather than cdk-monitoring-constructs: the handful of alarms this pipeline needs
 (DLQs, rejects, iterator age, errors, throttled calls) are a few lines each, and one dependency less keeps the
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -22,20 +26,71 @@ from constructs import Construct
 
 from infrastructure.buckets import FAILED_BATCHES_METRICS_FILTER
 from infrastructure.entity_pipeline import EntityPipeline, pascal
+from personalize_ingest.contract import (
+    ENTITY_DIMENSION,
+    RECORDS_DELIVERED,
+    RECORDS_FAILED,
+    RECORDS_RECEIVED,
+    RECORDS_REJECTED,
+    THROTTLED_CALLS,
+)
 
 PERIOD = Duration.minutes(5)
-RECORD_METRICS = ("RecordsReceived", "RecordsDelivered", "RecordsRejected", "RecordsFailed")
+RECORD_METRICS = (RECORDS_RECEIVED, RECORDS_DELIVERED, RECORDS_REJECTED, RECORDS_FAILED)
+
+
+class AlarmTopic(Construct):
+    """The topic every alarm notifies: the stack's own, encrypted, or an existing one.
+
+    Attributes
+    ----------
+    topic
+        The topic (imported when ``existing_arn`` is given).
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, email: str | None, existing_arn: str | None
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if existing_arn is not None:
+            # NOTE: its encryption and access policy are its owner's: CloudWatch must be allowed to publish (and,
+            # with a customer key, to use the key), as for the topic built below.
+            self.topic: sns.ITopic = sns.Topic.from_topic_arn(self, "Topic", existing_arn)
+            return
+        # NOTE: CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed aws/sns key: a
+        # customer key whose policy admits CloudWatch is required. It goes with the stack (7 days' waiting
+        # period): it encrypts notifications in flight, no data worth keeping.
+        key = kms.Key(
+            self,
+            "Key",
+            enable_key_rotation=True,
+            description="Encrypts the alarm topic",
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
+        if email is not None:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.topic = topic
 
 
 class Monitoring(Construct):
-    """Alarms (optionally e-mailed through an SNS topic) and one dashboard for the stack.
+    """Alarms, all notifying one SNS topic, and one dashboard for the stack.
 
     Attributes
     ----------
     alarms
         Every alarm, keyed by a readable name (``items/Errors``, ``rejects/Arriving`` ...).
     topic
-        The alarm topic, when an e-mail address is configured.
+        The alarm topic (the stack's own, or the existing one configured).
     dashboard
         The CloudWatch dashboard.
     """
@@ -51,13 +106,12 @@ class Monitoring(Construct):
         metrics_namespace: str,
         iterator_age_alarm_s: int,
         alarm_email: str | None,
+        alarm_topic_arn: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._namespace = metrics_namespace
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        self.topic: sns.Topic | None = None
-        if alarm_email is not None:
-            self.topic = self._topic(alarm_email)
+        self.topic = AlarmTopic(self, "Alarm", email=alarm_email, existing_arn=alarm_topic_arn).topic
 
         self._alarm(
             "rejects/Arriving",
@@ -93,26 +147,10 @@ class Monitoring(Construct):
         return cloudwatch.Metric(
             namespace=self._namespace,
             metric_name=name,
-            dimensions_map={"entity": entity},
+            dimensions_map={ENTITY_DIMENSION: entity},
             statistic="Sum",
             period=PERIOD,
         )
-
-    def _topic(self, email: str) -> sns.Topic:
-        # NOTE: CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed aws/sns key: a
-        # customer key whose policy admits CloudWatch is required.
-        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts the alarm topic")
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            )
-        )
-        topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
-        topic.add_subscription(subscriptions.EmailSubscription(email))
-        return topic
 
     def _alarm(self, name: str, metric: cloudwatch.Metric, description: str, threshold: float = 1) -> None:
         alarm = metric.create_alarm(
@@ -124,8 +162,7 @@ class Monitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        if self.topic is not None:
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
         self.alarms[name] = alarm
 
     def _pipeline_alarms(self, pipeline: EntityPipeline, iterator_age_alarm_s: int) -> None:
@@ -137,7 +174,7 @@ class Monitoring(Construct):
         )
         self._alarm(
             f"{entity}/ThrottledCalls",
-            self.entity_metric(entity, "ThrottledCalls"),
+            self.entity_metric(entity, THROTTLED_CALLS),
             f"Personalize throttled {pipeline.config.entity.operation} calls: lower callsPerSecond or raise the "
             "quota.",
         )

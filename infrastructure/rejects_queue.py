@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -12,7 +12,7 @@ from infrastructure import nag
 class RejectsQueue(Construct):
     """Encrypted queue keeping rejects for 14 days (SQS's maximum); wired to ``REJECTS_QUEUE_URL``."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
         self.queue = sqs.Queue(
             self,
@@ -20,6 +20,7 @@ class RejectsQueue(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            removal_policy=removal_policy,
         )
         nag.acknowledge(
             self.queue,

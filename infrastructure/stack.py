@@ -4,21 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aws, CfnOutput, CfnRule, CfnRuleAssertion, Fn, RemovalPolicy, Stack, Token
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infrastructure import nag
-from infrastructure.buckets import RESULTS_PREFIX, AccessLogsBucket, FailedBatchesBucket, IngestBucket
+from infrastructure.buckets import AccessLogsBucket, FailedBatchesBucket, IngestBucket
 from infrastructure.bulk_import import BulkImport
 from infrastructure.bundling import function_code
-from infrastructure.config import LOG_RETENTION_NAMES, IngestConfig
-from infrastructure.entity_pipeline import EntityPipeline, SharedResources, pascal
+from infrastructure.config import IngestConfig
+from infrastructure.config_fields import LOG_RETENTION_NAMES
+from infrastructure.entity_pipeline import EntityPipeline, pascal
+from infrastructure.ingest_function import SharedResources
 from infrastructure.monitoring import Monitoring
 from infrastructure.rejects_queue import RejectsQueue
-from infrastructure.runtime import ARCHITECTURE, RUNTIME, powertools_layer
+from infrastructure.runtime import ARCHITECTURE, RUNTIME
+from personalize_ingest.contract import RESULTS_PREFIX
 
 DEFAULT_STACK_NAME = "PersonalizeIngest"
+REGION_RULE = "TargetsInDeployRegion"
+"""Logical id of the CloudFormation rule refusing targets of another region."""
+FIFO_DEDUPLICATION_NOTE = (
+    "FIFO queue: set MessageGroupId (ordering is per group). With content-based deduplication a body identical "
+    "to one sent in the last 5 minutes is dropped unless you set your own MessageDeduplicationId."
+)
+
+
+class RegionError(ValueError):
+    """A target lives in another region than the one the stack deploys to (known at synth)."""
 
 
 class PersonalizeIngestStack(Stack):
@@ -38,8 +51,14 @@ class PersonalizeIngestStack(Stack):
         # bucket-owner object ownership, which disables ACLs). Set here so the stack does not depend on cdk.json.
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self.config = config
-        self.rejects = RejectsQueue(self, "Rejects")
-        self.access_logs = AccessLogsBucket(self, "AccessLogs") if config.uses_s3 or config.uses_kinesis else None
+        removal_policy = RemovalPolicy[config.removal_policy]
+        self._check_regions()
+        self.rejects = RejectsQueue(self, "Rejects", removal_policy=removal_policy)
+        self.access_logs = (
+            AccessLogsBucket(self, "AccessLogs", removal_policy=removal_policy)
+            if config.uses_s3 or config.uses_kinesis
+            else None
+        )
         self.ingest_bucket = (
             IngestBucket(
                 self,
@@ -48,6 +67,7 @@ class PersonalizeIngestStack(Stack):
                 prefixes=[e.entity.s3_prefix for e in config.entities if e.s3 is not None],
                 processed_object_expiration_days=config.processed_object_expiration_days,
                 result_expiration_days=config.result_expiration_days,
+                removal_policy=removal_policy,
             )
             if self.access_logs is not None and config.uses_s3
             else None
@@ -58,19 +78,20 @@ class PersonalizeIngestStack(Stack):
                 "FailedBatches",
                 access_logs=self.access_logs.bucket,
                 expiration_days=config.failed_batch_expiration_days,
+                removal_policy=removal_policy,
             )
             if self.access_logs is not None and config.uses_kinesis
             else None
         )
         shared = SharedResources(
             code=function_code(RUNTIME, ARCHITECTURE),
-            powertools_layer=powertools_layer(self, config.powertools_layer_version),
             rejects_queue=self.rejects.queue,
             ingest_bucket=self.ingest_bucket.bucket if self.ingest_bucket else None,
             failed_batches_bucket=self.failed_batches.bucket if self.failed_batches else None,
             log_retention=logs.RetentionDays[LOG_RETENTION_NAMES[config.log_retention_days]],
             metrics_namespace=config.metrics_namespace,
             service_name=config.service_name,
+            removal_policy=removal_policy,
         )
         self.pipelines = {
             entity.entity.name: EntityPipeline(
@@ -87,6 +108,7 @@ class PersonalizeIngestStack(Stack):
             metrics_namespace=config.metrics_namespace,
             iterator_age_alarm_s=config.iterator_age_alarm_s,
             alarm_email=config.alarm_email,
+            alarm_topic_arn=config.alarm_topic_arn,
         )
         bulk = [p for p in self.pipelines.values() if p.config.bulk_import is not None]
         self.bulk_import = (
@@ -104,8 +126,41 @@ class PersonalizeIngestStack(Stack):
         self._acknowledge_cdk_internals()
         self._outputs()
 
+    def _check_regions(self) -> None:
+        """Refuse targets of another region: at synth when the stack's region is known, else at deploy.
+
+        NOTE: a dataset ARN carries its region, and every call to a dataset of another region fails (the
+        functions call Personalize in their own region). A tracking id carries none: a tracker of another region
+        cannot be detected before the first call fails (docs/deploy.md, "Regions"). The rule runs before
+        CloudFormation creates or changes anything, so a wrong region fails the deploy instead of every call.
+        """
+        targets = {f"entities.{name}.datasetArn": region for name, region in self.config.dataset_regions.items()}
+        if self.config.alarm_topic_region is not None:
+            # CloudWatch alarms can notify only a topic of their own region.
+            targets["alarmTopicArn"] = self.config.alarm_topic_region
+        if not targets:
+            return
+        if not Token.is_unresolved(self.region):
+            wrong = {key: region for key, region in targets.items() if region != self.region}
+            if wrong:
+                listed = ", ".join(f"personalize.{key} is in {region}" for key, region in wrong.items())
+                raise RegionError(f"the stack deploys to {self.region} but {listed}")
+        CfnRule(
+            self,
+            REGION_RULE,
+            assertions=[
+                CfnRuleAssertion(
+                    assert_=Fn.condition_equals(Aws.REGION, region),
+                    assert_description=f"personalize.{key} is in {region}: deploy the stack to {region} "
+                    f"(or configure a target of this region)",
+                )
+                for key, region in sorted(targets.items())
+            ],
+        )
+
     def _acknowledge_cdk_internals(self) -> None:
-        """Findings on what CDK itself adds: the custom resource that configures the bucket's notifications."""
+        """Findings on what CDK itself adds: the custom resources that configure the bucket's notifications and,
+        with removalPolicy DESTROY, empty buckets before deleting them."""
         for child in self.node.children:
             if child.node.id.startswith("BucketNotificationsHandler"):
                 nag.acknowledge(
@@ -116,10 +171,24 @@ class PersonalizeIngestStack(Stack):
                     "it.",
                     finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
                 )
+            if child.node.id.startswith("Custom::S3AutoDeleteObjects"):
+                nag.acknowledge(
+                    child,
+                    "IAM4",
+                    "CDK's own auto-delete provider (removalPolicy DESTROY, for development: it empties the "
+                    "buckets when the stack is deleted) uses AWSLambdaBasicExecutionRole; CDK offers no way to "
+                    "replace it.",
+                )
 
     def _outputs(self) -> None:
         CfnOutput(self, "RejectsQueueUrl", value=self.rejects.queue.queue_url)
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.topic.topic_arn,
+            description="Every alarm notifies this SNS topic: subscribe your pager, chat or e-mail to it.",
+        )
         if self.ingest_bucket is not None:
             CfnOutput(self, "IngestBucketName", value=self.ingest_bucket.bucket.bucket_name)
             CfnOutput(self, "ResultsPrefix", value=RESULTS_PREFIX)
@@ -132,9 +201,34 @@ class PersonalizeIngestStack(Stack):
             CfnOutput(self, f"{prefix}FunctionName", value=pipeline.function.function_name)
             if pipeline.stream is not None:
                 CfnOutput(self, f"{prefix}StreamName", value=pipeline.stream.stream_name)
+                CfnOutput(self, f"{prefix}StreamArn", value=pipeline.stream.stream_arn)
             if pipeline.queue is not None:
-                CfnOutput(self, f"{prefix}QueueUrl", value=pipeline.queue.queue_url)
+                sqs = pipeline.config.sqs
+                fifo = sqs is not None and sqs.fifo
+                CfnOutput(
+                    self,
+                    f"{prefix}QueueUrl",
+                    value=pipeline.queue.queue_url,
+                    description=FIFO_DEDUPLICATION_NOTE if fifo else "Standard queue (at-least-once delivery).",
+                )
+                if fifo and sqs is not None:
+                    CfnOutput(
+                        self,
+                        f"{prefix}QueueDeduplication",
+                        value="content-based" if sqs.content_based_deduplication else "producer-id",
+                        description="content-based: identical bodies within 5 minutes are delivered once unless "
+                        "MessageDeduplicationId is set; producer-id: every message must carry "
+                        "MessageDeduplicationId.",
+                    )
+            if pipeline.dead_letter_queue is not None:
+                CfnOutput(self, f"{prefix}DeadLetterQueueUrl", value=pipeline.dead_letter_queue.queue_url)
             if pipeline.notifications_queue is not None:
                 CfnOutput(self, f"{prefix}S3Prefix", value=pipeline.config.entity.s3_prefix)
                 if pipeline.notifications_queue is not pipeline.queue:
                     CfnOutput(self, f"{prefix}NotificationsQueueUrl", value=pipeline.notifications_queue.queue_url)
+                    if pipeline.notifications_dead_letter_queue is not None:
+                        CfnOutput(
+                            self,
+                            f"{prefix}NotificationsDeadLetterQueueUrl",
+                            value=pipeline.notifications_dead_letter_queue.queue_url,
+                        )

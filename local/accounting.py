@@ -17,6 +17,7 @@ import boto3
 
 from local.feed import SentRecord
 from local.stack import LocalStack
+from personalize_ingest.contract import REJECTS_QUEUE_URL
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -99,9 +100,7 @@ def gather(stack: LocalStack, moto_url: str, emulator_url: str, sent: list[SentR
 
     sent_positions = {record.position for record in sent}
     reject_urls = {
-        f.environment["REJECTS_QUEUE_URL"]
-        for f in stack.functions.values()
-        if f.environment.get("REJECTS_QUEUE_URL")
+        f.environment[REJECTS_QUEUE_URL] for f in stack.functions.values() if f.environment.get(REJECTS_QUEUE_URL)
     }
     for url in sorted(reject_urls):
         for message in drain_queue(sqs, url):

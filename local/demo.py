@@ -29,6 +29,7 @@ from local.runner import Runner
 from local.servers import FAKE_CREDENTIALS, REPO_ROOT, child_processes, start_emulator, start_moto, stop_on_sigterm
 from local.stack import LocalStack, read_stack
 from local.template import LocalAccount, TemplateError, load_template
+from personalize_ingest.contract import DATASET_ARN_VARIABLE, TRACKING_ID_VARIABLE
 
 sys.path.insert(0, str(REPO_ROOT / "functions"))
 from personalize_ingest.bulk_routing import DEFAULT_MIN_ROWS, ENABLED_VARIABLE, MIN_ROWS_VARIABLE
@@ -73,12 +74,12 @@ def emulator_config(stack: LocalStack, moto_url: str | None = None) -> dict[str,
     group: dict[str, Any] = {"name": "template", "datasets": {}}
     for function in stack.functions.values():
         env = function.environment
-        if function.entity == "events" and env.get("PERSONALIZE_TRACKING_ID"):
-            group["trackingId"] = env["PERSONALIZE_TRACKING_ID"]
-        elif function.entity == "action_interactions" and env.get("PERSONALIZE_TRACKING_ID"):
-            group["actionTrackingId"] = env["PERSONALIZE_TRACKING_ID"]
-        elif env.get("PERSONALIZE_DATASET_ARN"):
-            arn = env["PERSONALIZE_DATASET_ARN"]
+        if function.entity == "events" and env.get(TRACKING_ID_VARIABLE):
+            group["trackingId"] = env[TRACKING_ID_VARIABLE]
+        elif function.entity == "action_interactions" and env.get(TRACKING_ID_VARIABLE):
+            group["actionTrackingId"] = env[TRACKING_ID_VARIABLE]
+        elif env.get(DATASET_ARN_VARIABLE):
+            arn = env[DATASET_ARN_VARIABLE]
             group["datasets"][arn.rsplit("/", 1)[-1]] = arn
     config: dict[str, Any] = {
         "datasetGroups": [group],

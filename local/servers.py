@@ -183,11 +183,16 @@ def start_moto(children: ChildProcesses) -> str:
     return children.start_server("moto", [sys.executable, "-m", "local.servers", "moto"], env=server_environment())
 
 
-def start_emulator(children: ChildProcesses, config_path: Path | None = None) -> str:
-    """Start the Personalize Events emulator on a free loopback port; return its URL."""
+def start_emulator(children: ChildProcesses, config_path: Path | None = None, db_path: Path | None = None) -> str:
+    """Start the Personalize Events emulator on a free loopback port; return its URL.
+
+    With ``db_path`` its store is that SQLite file (kept across restarts); otherwise it is in memory.
+    """
     argv = [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", "0"]
     if config_path is not None:
         argv += ["--config", str(config_path)]
+    if db_path is not None:
+        argv += ["--db", str(db_path)]
     return children.start_server("emulator", argv, env=server_environment())
 
 

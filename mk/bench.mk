@@ -1,4 +1,4 @@
-# `make bench`: the benchmarks (README, "Benchmarks"). moto and the Personalize Events emulator run on loopback;
+# `make bench`: the benchmarks (docs/benchmarks.md). moto and the Personalize Events emulator run on loopback;
 # the figures are printed and a full run writes them to benchmarks/results/latest.json, the reference figures
 # committed with the code, so `git diff benchmarks/results/latest.json` shows what a change did to them.
 # About 3 minutes on 2 cores.

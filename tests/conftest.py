@@ -37,6 +37,16 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+@pytest.fixture(autouse=True)
+def fresh_container_latency() -> Iterator[None]:
+    """Every test starts as a cold container: no service latency observed by an earlier test."""
+    from personalize_ingest.deadline import SERVICE_LATENCY
+
+    SERVICE_LATENCY.clear()
+    yield
+    SERVICE_LATENCY.clear()
+
+
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """URL of a moto server (Kinesis, SQS, S3) started once for the session on a free loopback port."""

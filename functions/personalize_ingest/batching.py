@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import botocore.session
 from dateutil.tz import tzutc
 
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import Prepared
+from personalize_ingest.validation import service_model
 
 
 @dataclass(slots=True)
@@ -114,7 +114,7 @@ class Plan:
 @functools.cache
 def max_per_call(entity: Entity) -> int:
     """Largest list a call of ``entity`` accepts, read from botocore's service model (10 today)."""
-    model = botocore.session.get_session().get_service_model("personalize-events")
+    model = service_model()
     input_shape = model.operation_model(entity.operation).input_shape
     assert input_shape is not None
     list_shape = input_shape.members[entity.list_member]

@@ -15,12 +15,15 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import Record, RecordRejected
 from personalize_ingest.records import UPPER_SNAKE, prepare
 from personalize_ingest.s3objects import ObjectFormatError, iter_rows
+
+if TYPE_CHECKING:
+    from personalize_ingest.schema import DatasetSchema
 
 MAX_PROBLEMS = 10
 ABSENT_EVENT_TYPE = "EVENT_TYPE-absent"
@@ -107,14 +110,22 @@ def check_header(entity: Entity, head: bytes, schema: Mapping[str, Any] | None) 
 
 
 def check_sample(
-    entity: Entity, body: IO[bytes], key: str, sample_rows: int, source: Any
+    entity: Entity,
+    body: IO[bytes],
+    key: str,
+    sample_rows: int,
+    source: Any,
+    schema: Mapping[str, Any] | None = None,
 ) -> tuple[int, list[Problem]]:
     """Validate the first ``sample_rows`` rows with the streaming path's ``prepare``; return (rows, problems).
 
-    ``source`` builds each row's SourceRef from its line (``ObjectRef.source``).
+    ``source`` builds each row's SourceRef from its line (``ObjectRef.source``). ``schema`` is the dataset's Avro
+    record (:func:`parse_schema`); when given, the rows are also checked against it as the streaming path checks
+    them (personalize_ingest.schema).
     """
     problems: list[Problem] = []
     checked = 0
+    dataset_schema = _compiled(entity, schema)
     # NOTE: PutEvents needs an event type on every event, an interactions dataset does not (EVENT_TYPE is an
     # optional schema field; the header check enforces it when the schema requires it): rows without one are
     # checked as if they had one.
@@ -124,7 +135,7 @@ def check_sample(
             checked += 1
             record = Record("sample", source(line=row.line), row.value, 0.0, decode_error=row.error)
             try:
-                prepare(entity, record, default_event_type=event_type)
+                prepare(entity, record, default_event_type=event_type, schema=dataset_schema)
             except RecordRejected as refused:
                 if len(problems) < MAX_PROBLEMS:
                     problems.append(Problem(row.line, refused.rejection.code, refused.rejection.reason))
@@ -133,6 +144,18 @@ def check_sample(
     if checked == 0 and not problems:
         problems.append(Problem(2, "empty_file", "the file has a header but no rows"))
     return checked, problems
+
+
+def _compiled(entity: Entity, schema: Mapping[str, Any] | None) -> DatasetSchema | None:
+    if schema is None:
+        return None
+    # NOTE: imported here, as the invocation does, so a function without the import route loads no schema code.
+    from personalize_ingest.schema import DatasetSchema, SchemaError, member_columns
+
+    try:
+        return DatasetSchema.from_avro(schema, member_columns(entity))
+    except SchemaError:
+        return None  # parse_schema already refused what is not a record; the header check names the columns
 
 
 def _rows(body: IO[bytes], key: str) -> Iterator[Any]:

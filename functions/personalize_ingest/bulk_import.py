@@ -136,7 +136,7 @@ def _import(
         request = {"Bucket": ref.bucket, "Key": ref.key, **version_request(ref.version_id, ref.etag)}
         body = s3.get_object(**request)["Body"]
         try:
-            sampled, problems = check_sample(entity, body, ref.key, settings.sample_rows, ref.source)
+            sampled, problems = check_sample(entity, body, ref.key, settings.sample_rows, ref.source, schema)
         finally:
             body.close()
     base = _document(ref, route, job_name(entity, ref))

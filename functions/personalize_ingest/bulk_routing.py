@@ -35,16 +35,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from personalize_ingest import contract
 from personalize_ingest.config import ConfigurationError
 from personalize_ingest.entities import Entity
 
-ENABLED_VARIABLE = "BULK_IMPORT_ENABLED"
-MIN_ROWS_VARIABLE = "BULK_IMPORT_MIN_ROWS"
-MIN_BYTES_VARIABLE = "BULK_IMPORT_MIN_BYTES"
-DATASET_ARN_VARIABLE = "BULK_IMPORT_DATASET_ARN"
-ROLE_ARN_VARIABLE = "BULK_IMPORT_ROLE_ARN"
-SAMPLE_ROWS_VARIABLE = "BULK_IMPORT_SAMPLE_ROWS"
-WAIT_SECONDS_VARIABLE = "BULK_IMPORT_WAIT_SECONDS"
+ENABLED_VARIABLE = contract.BULK_IMPORT_ENABLED
+MIN_ROWS_VARIABLE = contract.BULK_IMPORT_MIN_ROWS
+MIN_BYTES_VARIABLE = contract.BULK_IMPORT_MIN_BYTES
+DATASET_ARN_VARIABLE = contract.BULK_IMPORT_DATASET_ARN
+ROLE_ARN_VARIABLE = contract.BULK_IMPORT_ROLE_ARN
+SAMPLE_ROWS_VARIABLE = contract.BULK_IMPORT_SAMPLE_ROWS
+WAIT_SECONDS_VARIABLE = contract.BULK_IMPORT_WAIT_SECONDS
 
 DEFAULT_MIN_ROWS = 60_000
 """NOTE: PutItems/PutUsers/PutActions allow 10 calls of 10 records per second: 60,000 rows stream in 10 minutes,

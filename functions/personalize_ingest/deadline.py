@@ -7,6 +7,8 @@ left, so every record not sent can still be reported as failed in the batch resp
 from __future__ import annotations
 
 import math
+import threading
+from collections import deque
 from typing import Protocol
 
 MAX_ATTEMPT_TIMEOUT_S = 10.0
@@ -14,6 +16,45 @@ MIN_ATTEMPT_TIMEOUT_S = 1.0
 MAX_CONNECT_TIMEOUT_S = 2.0
 SUPPORT_ATTEMPT_STEPS_S = (10.0, 5.0, 2.5, 1.0)
 """Per-attempt timeouts of the supporting calls (a short ladder, so a container caches a handful of clients)."""
+
+
+LATENCY_WINDOW = 32
+"""Successful attempts remembered per container to estimate what the service needs."""
+LATENCY_HEADROOM = 1.5
+"""An attempt gets this multiple of the slowest remembered successful attempt."""
+
+
+class ServiceLatency:
+    """What the service has been observed to need per attempt, in one container (thread-safe).
+
+    The deliverer reports the duration of every call that succeeded on its first attempt; the slowest of the last
+    :data:`LATENCY_WINDOW` (times :data:`LATENCY_HEADROOM`) is the least time a call may start with
+    (:meth:`Deadline.leaves_time_for_a_call`) and a later round needs. A call that would not finish before the
+    margin is then not started: it would time out, and its records (stored or not) be sent again on the retry.
+    """
+
+    def __init__(self, window: int = LATENCY_WINDOW) -> None:
+        self._lock = threading.Lock()
+        self._durations: deque[float] = deque(maxlen=window)
+
+    def observe(self, seconds: float) -> None:
+        """Remember one successful attempt's duration (seconds)."""
+        with self._lock:
+            self._durations.append(max(0.0, seconds))
+
+    def need_s(self) -> float:
+        """Seconds an attempt should be given (0.0 before any observation)."""
+        with self._lock:
+            slowest = max(self._durations, default=0.0)
+        return slowest * LATENCY_HEADROOM
+
+    def clear(self) -> None:
+        with self._lock:
+            self._durations.clear()
+
+
+SERVICE_LATENCY = ServiceLatency()
+"""The container's observation of the Personalize Events service, kept across warm invocations."""
 
 
 class RemainingTime(Protocol):
@@ -31,13 +72,16 @@ class Deadline:
         The Lambda context (anything with ``get_remaining_time_in_millis()``).
     margin_ms
         Time kept in reserve to report the outcome after the last call.
+    latency
+        What the service has been observed to need (default: the container's :data:`SERVICE_LATENCY`).
     """
 
-    def __init__(self, context: RemainingTime, margin_ms: int) -> None:
+    def __init__(self, context: RemainingTime, margin_ms: int, latency: ServiceLatency | None = None) -> None:
         if margin_ms < 0:
             raise ValueError(f"margin_ms must not be negative, got {margin_ms}")
         self._context = context
         self.margin_ms = margin_ms
+        self.latency = latency if latency is not None else SERVICE_LATENCY
 
     def remaining_ms(self) -> int:
         """Milliseconds left before Lambda stops the invocation."""
@@ -52,19 +96,28 @@ class Deadline:
         return max(0, self.remaining_ms() - self.margin_ms) / 1000.0
 
     def attempt_timeouts(self, max_attempts: int) -> tuple[float, float]:
-        """Connect and read timeouts (seconds) of one call attempt, derived from the time left.
+        """Connect and read timeouts (seconds) of one call attempt.
 
-        An attempt that starts just before the margin must end before Lambda's deadline
-        (connect + read <= margin), and every attempt of one call should fit in the budget
-        (attempts x (connect + read) <= budget); at most 10 s, at least 1 s per attempt, never botocore's 60 s
-        defaults. Values are rounded down to half seconds so a warm container reuses a handful of clients.
+        With a margin, an attempt may use the whole margin (at most 10 s, at least 1 s, rounded down to half
+        seconds): one started just before the margin still ends before Lambda's deadline (connect + read <=
+        margin), and no attempt is cut shorter because little budget is left. The per-attempt hook stops starting
+        attempts at the margin, so dividing the budget among attempts would only make a slow service time out on
+        every attempt of every invocation and the same records be sent again and again. Without a margin, the
+        budget is shared among ``max_attempts``. Never botocore's 60 s defaults. The connect timeout is a quarter
+        of the attempt (at most 2 s): connecting is quick, answering is what a slow service takes time for.
         """
-        per_attempt = min(MAX_ATTEMPT_TIMEOUT_S, self.budget_s() / max(1, max_attempts))
         if self.margin_ms > 0:
-            per_attempt = min(per_attempt, self.margin_ms / 1000.0)
+            per_attempt = min(MAX_ATTEMPT_TIMEOUT_S, self.margin_ms / 1000.0)
+        else:
+            per_attempt = min(MAX_ATTEMPT_TIMEOUT_S, self.budget_s() / max(1, max_attempts))
         per_attempt = max(MIN_ATTEMPT_TIMEOUT_S, math.floor(per_attempt * 2) / 2)
-        connect = min(MAX_CONNECT_TIMEOUT_S, per_attempt / 2)
+        connect = min(MAX_CONNECT_TIMEOUT_S, per_attempt / 4)
         return connect, per_attempt - connect
+
+    def leaves_time_for_a_call(self) -> bool:
+        """True when a call may start: the time before the margin covers what the service has needed."""
+        budget = self.budget_s()
+        return budget > 0 and budget >= self.latency.need_s()
 
     def support_call_timeouts(self, max_attempts: int) -> tuple[float, float]:
         """Connect and read timeouts (seconds) of one attempt of the invocation's supporting AWS calls.

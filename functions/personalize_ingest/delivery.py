@@ -1,45 +1,53 @@
 """Send prepared records to Personalize: batched, concurrent, retried, and accounted for one by one.
 
-Every record handed to :meth:`Deliverer.deliver` ends in exactly one list of the returned
-:class:`~personalize_ingest.model.DeliveryReport`:
+Every record handed to :meth:`Deliverer.deliver` gets exactly one
+:class:`~personalize_ingest.model.RecordOutcome` in the returned :class:`Delivery`:
 
 - ``delivered``: its call returned 200.
-- ``superseded``: an upsert replaced by a later record of the same id in the same ``deliver()`` call (when that
-  later record fails, the older ones are ``failed`` with it).
+- ``superseded``: an upsert replaced by a later record of the same id in the same ``deliver()`` call, which was
+  delivered. An older version shares its successor's fate: rejected with it when the service refused it, failed
+  with it when it failed.
 - ``rejected`` (code ``service_rejected``): the service refused it on its own *and* the same target accepted
   other records in this invocation, which shows the configuration is sound.
-- ``failed``: anything a retry may cure - throttling or 5xx after every attempt, timeouts, connection errors,
-  configuration errors (unknown tracker or dataset, access denied), a refusal while the target accepted nothing,
-  or the deadline reached before the call could start.
+- ``failed``: anything a retry may cure - throttling or 5xx after every attempt and every later round, timeouts,
+  connection errors, configuration errors (unknown tracker or dataset, access denied), a refusal while the target
+  accepted nothing, the deadline reached before the call could start, an earlier call of its session that failed,
+  or (Kinesis) an earlier record of the shard that failed.
+
+Which call goes next is :mod:`personalize_ingest.schedule`'s decision.
 """
 
 from __future__ import annotations
 
-import os
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
-from botocore.retries import standard
 
-from personalize_ingest.batching import Batch, max_per_call, plan, upsert_id
+from personalize_ingest.batching import Batch, Plan, max_per_call, plan, upsert_id
+from personalize_ingest.calls import call_for, direct_calls
+from personalize_ingest.clients import CallScope as _CallScope
+from personalize_ingest.clients import DeadlineReached, call_scope
+from personalize_ingest.clients import install_hooks as _install_hooks
+from personalize_ingest.clients import personalize_events_client as client_for
+from personalize_ingest.concurrency import concurrent_calls_for
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
-from personalize_ingest.model import DeliveryReport, Prepared, Rejection
-from personalize_ingest.throttle import TokenBucket, bucket_for
+from personalize_ingest.model import Fate, Prepared, RecordOutcome, Rejection
+from personalize_ingest.schedule import Schedule
+from personalize_ingest.throttle import bucket_for
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_events import PersonalizeEventsClient
 
 logger = Logger(child=True)
 
-SERVICE: Final = "personalize-events"
 SERVICE_REJECTED = "service_rejected"
 
 INVALID_INPUT_CODES = frozenset({"InvalidInputException", "ValidationException", "SerializationException"})
@@ -65,119 +73,70 @@ CONFIGURATION_ERROR_CODES = frozenset(
 """No record can succeed until someone fixes the function's target, role or credentials."""
 
 
-class DeadlineReached(Exception):
-    """Raised before an attempt (first try or retry) that could not finish before the margin."""
-
-
-# --------------------------------------------------------------------------------------------------------------
-# One client per container, shared by threads and warm invocations.
-# --------------------------------------------------------------------------------------------------------------
-
-
-_clients: dict[tuple[Any, ...], PersonalizeEventsClient] = {}
-_clients_lock = threading.Lock()
-_session: boto3.session.Session | None = None
-
-
-def client_for(settings: Settings, deadline: Deadline) -> PersonalizeEventsClient:
-    """The container's personalize-events client for these settings and the time left.
-
-    Clients are cached per configuration (timeouts, retry mode, attempts, pool size, endpoint), so a warm
-    container reuses one client and its connection pool across invocations.
-    """
-    global _session
-    connect_s, read_s = deadline.attempt_timeouts(settings.max_attempts)
-    # NOTE: adaptive mode slows the client down after throttling (the low-quota operations); standard mode
-    # retries the same errors without a client-side rate.
-    mode: Literal["adaptive", "standard"] = "adaptive" if settings.calls_per_second > 0 else "standard"
-    pool = max(10, settings.max_concurrent_calls)
-    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{SERVICE.upper().replace('-', '_')}") or os.environ.get(
-        "AWS_ENDPOINT_URL"
-    )
-    key = (connect_s, read_s, mode, settings.max_attempts, pool, endpoint)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            if _session is None:
-                _session = boto3.session.Session()
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": mode, "total_max_attempts": settings.max_attempts},
-                max_pool_connections=pool,
-                # NOTE: records were validated against the same service model before delivery. Measured on a
-                # 10-event PutEvents call (signing and serialising included, no network): 1.76 ms of CPU with
-                # botocore's validation, 1.23 ms without (-30 %).
-                parameter_validation=False,
-                tcp_keepalive=True,
-            )
-            client = _clients[key] = _session.client(SERVICE, config=config)
-        return client
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Per-attempt accounting and pacing through botocore's event hooks.
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _CallScope:
-    """What the hooks need while one call runs on the current thread, and what they count."""
-
-    deadline: Deadline
-    bucket: TokenBucket | None
-    attempts: int = 0
-    throttled: int = 0
-
-
-_current = threading.local()
-_throttling = standard.ThrottlingErrorDetector(retry_event_adapter=standard.RetryEventAdapter())
-
-
-def _before_attempt(**_: Any) -> None:
-    # NOTE: botocore emits before-send once per attempt (retries included), on the calling thread.
-    scope: _CallScope | None = getattr(_current, "scope", None)
-    if scope is None:
-        return
-    budget = scope.deadline.budget_s()
-    if budget <= 0:
-        raise DeadlineReached(f"less than {scope.deadline.margin_ms} ms left of the invocation")
-    if scope.bucket is not None and not scope.bucket.acquire(budget):
-        raise DeadlineReached(
-            f"the rate limit of {scope.bucket.rate:g} calls/s left no slot before the last "
-            f"{scope.deadline.margin_ms} ms of the invocation"
-        )
-    scope.attempts += 1
-
-
-def _after_attempt(**kwargs: Any) -> None:
-    # NOTE: botocore emits needs-retry after every attempt, the last one included, with the response or
-    # exception; its own throttling detector classifies it (modelled throttling errors, known codes, 429).
-    scope: _CallScope | None = getattr(_current, "scope", None)
-    if scope is not None and _throttling.is_throttling_error(**kwargs):
-        scope.throttled += 1
-
-
-def _install_hooks(client: Any) -> None:
-    events = client.meta.events
-    events.register(f"before-send.{SERVICE}", _before_attempt, unique_id="personalize_ingest.before_attempt")
-    events.register(f"needs-retry.{SERVICE}", _after_attempt, unique_id="personalize_ingest.after_attempt")
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Delivery
 # --------------------------------------------------------------------------------------------------------------
 
+MAX_EXTRA_ROUNDS = 3
+"""Later rounds for calls that failed for a retryable reason, after every other call of ``deliver()`` is done."""
+ROUND_PAUSE_S = (0.2, 0.5, 1.0)
+"""Pause before each later round (a throttled target gets a moment), bounded by a quarter of the budget."""
+MIN_ROUND_BUDGET_S = 1.0
+"""A later round starts only with at least this much time before the margin (and twice what a call has needed)."""
+
 
 @dataclass(slots=True)
-class _LaneOutcome:
-    delivered: list[Prepared] = field(default_factory=list)
-    failed: list[tuple[Prepared, str]] = field(default_factory=list)
-    refused: list[tuple[Prepared, str]] = field(default_factory=list)
-    """Refused alone by the service (message); rejected or failed once the whole deliver() call is known."""
+class Delivery:
+    """What :meth:`Deliverer.deliver` did: one outcome per record handed in (same order), and the calls it took.
+
+    ``delivered``, ``superseded``, ``rejected`` and ``failed`` are views of ``outcomes``: every record is in
+    exactly one of them.
+    """
+
+    prepared: list[Prepared] = field(default_factory=list)
+    outcomes: list[RecordOutcome] = field(default_factory=list)
     api_calls: int = 0
     throttled_calls: int = 0
     retries: int = 0
+    rounds: int = 1
+    """Rounds of sending: 1, plus one per later round of retryable failures."""
+
+    def _with(self, fate: Fate) -> list[tuple[Prepared, RecordOutcome]]:
+        return [(p, o) for p, o in zip(self.prepared, self.outcomes, strict=True) if o.fate is fate]
+
+    @property
+    def delivered(self) -> list[Prepared]:
+        return [p for p, _ in self._with(Fate.DELIVERED)]
+
+    @property
+    def superseded(self) -> list[Prepared]:
+        return [p for p, _ in self._with(Fate.SUPERSEDED)]
+
+    @property
+    def rejected(self) -> list[tuple[Prepared, Rejection]]:
+        return [(p, o.rejection) for p, o in self._with(Fate.REJECTED)]
+
+    @property
+    def failed(self) -> list[tuple[Prepared, str]]:
+        return [(p, o.reason) for p, o in self._with(Fate.FAILED)]
+
+
+@dataclass(slots=True)
+class _CallResult:
+    """How one call (and the halves it was split into) ended; filled on a delivery thread."""
+
+    delivered: list[Prepared] = field(default_factory=list)
+    refused: list[tuple[Prepared, str]] = field(default_factory=list)
+    """Refused alone by the service (message); rejected or failed once the whole deliver() call is known."""
+    failed: list[tuple[Prepared, str]] = field(default_factory=list)
+    retryable: bool = True
+    """All of ``failed`` may succeed on a later attempt in this invocation."""
+    attempts: int = 0
+    throttled: int = 0
+
+    def fail(self, prepared: Sequence[Prepared], reason: str, *, retryable: bool) -> None:
+        self.failed.extend((p, reason) for p in prepared)
+        self.retryable = self.retryable and retryable
 
 
 class Deliverer:
@@ -201,7 +160,9 @@ class Deliverer:
         self._deadline = deadline
         self._client = client if client is not None else client_for(settings, deadline)
         _install_hooks(self._client)
-        self._send_call: Callable[..., Any] = getattr(self._client, self._entity.method)
+        self._send_call: Callable[..., Any] = call_for(
+            self._client, self._entity, direct=direct_calls(settings, client)
+        )
         self._bucket = bucket_for(settings.target, settings.calls_per_second)
         self._accepted = threading.Event()
         """The target accepted at least one call in this invocation: its configuration is sound."""
@@ -223,134 +184,192 @@ class Deliverer:
         """
         return self._stop_reason
 
-    def deliver(self, prepared: Sequence[Prepared]) -> DeliveryReport:
-        """Send ``prepared`` and say what happened to each record.
+    def deliver(self, prepared: Sequence[Prepared], *, checkpointed: bool = False) -> Delivery:
+        """Send ``prepared`` (in source order) and say what happened to each record.
 
-        Batches of one lane (PutEvents: one session) run one after another in source order; lanes run
-        concurrently on at most ``max_concurrent_calls`` threads, longest first. Returns when every record is
-        accounted for.
+        Calls go out on at most ``max_concurrent_calls`` threads, earliest pending record first; a lane
+        (PutEvents: one session) has one call in flight at a time, in source order, and stops at its first call
+        that fails for good. Calls that failed for a retryable reason are tried again in later rounds while the
+        budget allows. ``checkpointed`` (Kinesis): nothing after the earliest record that failed for good is
+        sent (see :mod:`personalize_ingest.schedule`). Returns when every record is accounted for.
         """
-        report = DeliveryReport()
+        delivery = Delivery(prepared=list(prepared))
         if not prepared:
-            return report
+            return delivery
+        positions = {id(p): index for index, p in enumerate(prepared)}
         calls = plan(self._entity, prepared)
-        report.superseded.extend(calls.superseded)
-        lanes = _lanes(calls.batches)
-        workers = min(self._settings.max_concurrent_calls, len(lanes))
-        if workers <= 1:
-            outcomes = [self._run_lane(lane) for lane in lanes]
-        else:
-            # NOTE: lanes are independent of each other (order holds only inside a lane), so the longest start
-            # first: a long session picked up last would otherwise run alone after the others have finished.
-            lanes.sort(key=len, reverse=True)
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-call") as pool:
-                outcomes = list(pool.map(self._run_lane, lanes))
+        schedule = Schedule(calls.batches, positions, checkpointed)
+        ends: dict[int, RecordOutcome] = {}
         refused: list[tuple[Prepared, str]] = []
-        for outcome in outcomes:
-            report.delivered.extend(outcome.delivered)
-            report.failed.extend(outcome.failed)
-            refused.extend(outcome.refused)
-            report.api_calls += outcome.api_calls
-            report.throttled_calls += outcome.throttled_calls
-            report.retries += outcome.retries
-        self._settle_refusals(refused, report)
-        self._fail_superseded_with_their_successor(report)
-        logger.info(
-            "delivery finished",
-            extra={
-                "entity": self._entity.name,
-                "records": len(prepared),
-                "delivered": len(report.delivered),
-                "superseded": len(report.superseded),
-                "rejected": len(report.rejected),
-                "failed": len(report.failed),
-                "api_calls": report.api_calls,
-                "throttled_calls": report.throttled_calls,
-                "retries": report.retries,
-            },
-        )
-        return report
+        # NOTE: independent lanes: a session's calls run one after another, every other call is a lane of its own.
+        lanes = len({batch.lane if batch.lane is not None else id(batch) for batch in calls.batches})
+        workers = max(1, concurrent_calls_for(self._settings, lanes))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-call") as pool:
+            running: dict[Future[_CallResult], int] = {}
+            while True:
+                while len(running) < workers and (taken := schedule.take()) is not None:
+                    lane, batch = taken
+                    not_now = self._why_not_start()
+                    if not_now is None:
+                        running[pool.submit(self._send, batch)] = lane
+                        continue
+                    _fail(ends, batch.prepared, not_now)
+                    schedule.failed_for_good(lane, batch.prepared)
+                for unsent in schedule.pop_unsent():
+                    _fail(ends, [unsent.prepared], unsent.reason)
+                if running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        lane = running.pop(future)
+                        self._settle_call(future.result(), lane, schedule, ends, refused, delivery)
+                    continue
+                if schedule.has_deferred and self._another_round(delivery.rounds):
+                    delivery.rounds += 1
+                    schedule.next_round()
+                    continue
+                for p, reason in schedule.abandon():
+                    ends[id(p)] = RecordOutcome.failed(p.record, reason, retryable=True)
+                for unsent in schedule.pop_unsent():
+                    _fail(ends, [unsent.prepared], unsent.reason)
+                break
+        self._settle_refusals(refused, ends)
+        self._share_fate_with_successor(calls, ends)
+        delivery.outcomes = [ends.get(id(p)) or self._unaccounted(p) for p in prepared]
+        self._log_finished(delivery)
+        return delivery
 
     # ---------------------------------------------------------------------------------------------------------
 
-    def _run_lane(self, batches: list[Batch]) -> _LaneOutcome:
-        outcome = _LaneOutcome()
-        for batch in batches:
-            self._send(batch, outcome)
-        return outcome
+    def _why_not_start(self) -> str | None:
+        """Why no call may start now (configuration error, deadline), or None."""
+        if self._stop_reason is not None:
+            return f"not sent: {self._stop_reason}"
+        if self._deadline.exhausted():
+            return f"not sent: less than {self._deadline.margin_ms} ms left of the invocation"
+        if not self._deadline.leaves_time_for_a_call():
+            return (
+                f"not sent: {self._deadline.budget_s():.1f} s left before the last {self._deadline.margin_ms} ms "
+                f"of the invocation, less than the {self._deadline.latency.need_s():.1f} s a call has needed"
+            )
+        return None
 
-    def _send(self, batch: Batch, outcome: _LaneOutcome) -> None:
+    def _another_round(self, rounds: int) -> bool:
+        """Whether a later round may start; pauses before it (throttling needs a moment)."""
+        if rounds > MAX_EXTRA_ROUNDS or self._stop_reason is not None:
+            return False
+        budget = self._deadline.budget_s()
+        if budget < max(MIN_ROUND_BUDGET_S, 2 * self._deadline.latency.need_s()):
+            return False
+        time.sleep(min(ROUND_PAUSE_S[min(rounds, len(ROUND_PAUSE_S)) - 1], budget / 4))
+        return True
+
+    def _settle_call(
+        self,
+        result: _CallResult,
+        lane: int,
+        schedule: Schedule,
+        ends: dict[int, RecordOutcome],
+        refused: list[tuple[Prepared, str]],
+        delivery: Delivery,
+    ) -> None:
+        delivery.api_calls += result.attempts
+        delivery.retries += max(0, result.attempts - 1)
+        delivery.throttled_calls += result.throttled
+        for p in result.delivered:
+            ends[id(p)] = RecordOutcome.delivered(p.record)
+        refused.extend(result.refused)
+        if not result.failed:
+            schedule.succeeded(lane)
+        elif result.retryable and self._stop_reason is None:
+            schedule.defer(lane, [p for p, _ in result.failed], result.failed)
+        else:
+            for p, reason in result.failed:
+                ends[id(p)] = RecordOutcome.failed(p.record, reason, retryable=result.retryable)
+            schedule.failed_for_good(lane, [p for p, _ in result.failed])
+
+    def _send(self, batch: Batch) -> _CallResult:
+        result = _CallResult()
+        self._send_into(batch, result)
+        return result
+
+    def _send_into(self, batch: Batch, result: _CallResult) -> None:
         operation = self._entity.operation
         if self._stop_reason is not None:
-            outcome.failed.extend((p, f"not sent: {self._stop_reason}") for p in batch.prepared)
-            return
-        if self._deadline.exhausted():
-            reason = f"not sent: less than {self._deadline.margin_ms} ms left of the invocation"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(batch.prepared, f"not sent: {self._stop_reason}", retryable=False)
             return
         scope = _CallScope(self._deadline, self._bucket)
+        started = time.monotonic()
         try:
-            self._call(batch, scope, outcome)
+            self._call(batch, scope, result)
         except DeadlineReached as exc:
-            outcome.failed.extend((p, f"{operation} not completed: {exc}") for p in batch.prepared)
+            result.fail(batch.prepared, f"{operation} not completed: {exc}", retryable=False)
         except ClientError as exc:
-            self._on_client_error(batch, exc, scope.attempts, outcome)
+            self._on_client_error(batch, exc, scope.attempts, result)
         except ParamValidationError as exc:
             # NOTE: only possible if a record escaped validation; treated like the service refusing it.
-            self._on_refused(batch, str(exc), outcome)
+            self._on_refused(batch, str(exc), result)
         except NoCredentialsError as exc:
             self._stop(f"{operation} cannot be signed: {exc}")
-            outcome.failed.extend((p, f"not sent: {self._stop_reason}") for p in batch.prepared)
+            result.fail(batch.prepared, f"not sent: {self._stop_reason}", retryable=False)
         except BotoCoreError as exc:
-            # NOTE: connection errors and timeouts were already retried by botocore up to max_attempts.
+            # NOTE: connection errors and timeouts were already retried by botocore up to max_attempts; a later
+            # round may still find the connection back.
             reason = f"{operation} failed after {scope.attempts} attempt(s): {exc}"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(batch.prepared, reason, retryable=True)
         except Exception as exc:
             # NOTE: a defect, not a service answer. The records fail (Lambda retries them) instead of the whole
             # invocation crashing, and the traceback is logged once per call (it carries no record values).
             logger.exception(f"{operation} call raised unexpectedly", extra={"entity": self._entity.name})
-            reason = f"{operation} not completed: unexpected {type(exc).__name__}"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(
+                batch.prepared, f"{operation} not completed: unexpected {type(exc).__name__}", retryable=False
+            )
         else:
             self._accepted.set()
-            outcome.delivered.extend(batch.prepared)
+            if scope.attempts == 1:
+                self._deadline.latency.observe(time.monotonic() - started)
+            result.delivered.extend(batch.prepared)
 
-    def _call(self, batch: Batch, scope: _CallScope, outcome: _LaneOutcome) -> None:
-        _current.scope = scope
+    def _call(self, batch: Batch, scope: _CallScope, result: _CallResult) -> None:
         try:
-            self._send_call(**batch.request(self._entity, self._settings.target))
+            with call_scope(scope):
+                self._send_call(**batch.request(self._entity, self._settings.target))
         finally:
-            _current.scope = None
-            outcome.api_calls += scope.attempts
-            outcome.retries += max(0, scope.attempts - 1)
-            outcome.throttled_calls += scope.throttled
+            result.attempts += scope.attempts
+            result.throttled += scope.throttled
 
-    def _on_client_error(self, batch: Batch, exc: ClientError, attempts: int, outcome: _LaneOutcome) -> None:
+    def _on_client_error(self, batch: Batch, exc: ClientError, attempts: int, result: _CallResult) -> None:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", "")) or code
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         operation = self._entity.operation
         if code in INVALID_INPUT_CODES:
-            self._on_refused(batch, f"{code}: {message}", outcome)
+            self._on_refused(batch, f"{code}: {message}", result)
         elif code in CONFIGURATION_ERROR_CODES or status in (401, 403):
             self._stop(
                 f"{operation} to {self._settings.target} ({self._entity.target_variable}) failed with {code}: "
                 f"{message}"
             )
-            outcome.failed.extend((p, f"not sent: {self._stop_reason}") for p in batch.prepared)
+            result.fail(batch.prepared, f"not sent: {self._stop_reason}", retryable=False)
         else:
+            # NOTE: throttling and 5xx after every attempt botocore allowed: a later round may succeed.
             reason = f"{operation} failed after {attempts} attempt(s): {code} (HTTP {status}): {message}"
-            outcome.failed.extend((p, reason) for p in batch.prepared)
+            result.fail(batch.prepared, reason, retryable=True)
 
-    def _on_refused(self, batch: Batch, message: str, outcome: _LaneOutcome) -> None:
+    def _on_refused(self, batch: Batch, message: str, result: _CallResult) -> None:
         if len(batch.prepared) > 1:
             # NOTE: a refusal carries no per-record status (the API returns none), so the call is split in
-            # halves, first half first (source order within a lane), until the refused records stand alone.
-            for half in batch.halves():
-                self._send(half, outcome)
+            # halves, first half first (source order within a lane), until the refused records stand alone. When
+            # the first half fails, the second is not sent: it would overtake it.
+            first, second = batch.halves()
+            self._send_into(first, result)
+            if result.failed:
+                reason = f"not sent: the first half of a split call failed ({result.failed[0][1]})"
+                result.failed.extend((p, reason) for p in second.prepared)
+                return
+            self._send_into(second, result)
             return
-        outcome.refused.append((batch.prepared[0], message))
+        result.refused.append((batch.prepared[0], message))
         with self._lock:
             self._refused_alone += 1
             give_up = not self._accepted.is_set() and self._refused_alone >= self._refusals_before_stop
@@ -361,24 +380,21 @@ class Deliverer:
                 "check the target (a wrong tracking id is refused like an invalid record)"
             )
 
-    def _settle_refusals(self, refused: list[tuple[Prepared, str]], report: DeliveryReport) -> None:
+    def _settle_refusals(self, refused: list[tuple[Prepared, str]], ends: dict[int, RecordOutcome]) -> None:
         if not refused:
             return
         operation = self._entity.operation
         if self._accepted.is_set():
-            report.rejected.extend(
-                (p, Rejection(SERVICE_REJECTED, f"{operation} refused the record: {message}"))
-                for p, message in refused
-            )
+            for p, message in refused:
+                rejection = Rejection(SERVICE_REJECTED, f"{operation} refused the record: {message}")
+                ends[id(p)] = RecordOutcome.rejected(p.record, rejection)
             return
-        report.failed.extend(
-            (
-                p,
+        for p, message in refused:
+            ends[id(p)] = RecordOutcome.failed(
+                p.record,
                 f"{operation} refused the record ({message}) but {self._entity.target_variable} accepted nothing "
                 "in this invocation: treated as a configuration problem, not a bad record",
             )
-            for p, message in refused
-        )
         with self._lock:
             first = not self._refusal_logged
             self._refusal_logged = True
@@ -391,20 +407,51 @@ class Deliverer:
                 extra={"entity": self._entity.name, "refused": len(refused), "error_codes": codes},
             )
 
-    def _fail_superseded_with_their_successor(self, report: DeliveryReport) -> None:
-        """An older version is handled only if the version that replaced it was sent: when that one failed, the
-        older ones fail with it, so no record is acknowledged on the strength of a call that did not succeed."""
-        if not report.superseded or not report.failed:
+    def _share_fate_with_successor(self, calls: Plan, ends: dict[int, RecordOutcome]) -> None:
+        """An older version shares the fate of the version that replaced it: superseded (handled) when that one
+        was delivered, set aside with it when the service refused it (neither is stored), failed with it when
+        it failed; so no record is acknowledged on the strength of a call that did not store its successor."""
+        if not calls.superseded:
             return
-        failed = {upsert_id(self._entity, p): reason for p, reason in report.failed}
-        kept: list[Prepared] = []
-        for older in report.superseded:
-            reason = failed.get(upsert_id(self._entity, older))
-            if reason is None:
-                kept.append(older)
+        successors = {upsert_id(self._entity, p): ends[id(p)] for batch in calls.batches for p in batch.prepared}
+        for older in calls.superseded:
+            successor = successors[upsert_id(self._entity, older)]
+            if successor.fate is Fate.DELIVERED:
+                ends[id(older)] = RecordOutcome(older.record, Fate.SUPERSEDED)
+            elif successor.fate is Fate.REJECTED:
+                ends[id(older)] = RecordOutcome(
+                    older.record,
+                    Fate.REJECTED,
+                    f"superseded by a later record of the same id that was refused: {successor.reason}",
+                    successor.code,
+                )
             else:
-                report.failed.append((older, f"superseded by a later record of the same id that failed: {reason}"))
-        report.superseded = kept
+                ends[id(older)] = RecordOutcome.failed(
+                    older.record,
+                    f"superseded by a later record of the same id that failed: {successor.reason}",
+                    retryable=successor.retryable,
+                )
+
+    def _unaccounted(self, prepared: Prepared) -> RecordOutcome:
+        # NOTE: a defect guard: every record must end with an outcome; one that did not is failed (Lambda retries
+        # it), never acknowledged.
+        logger.error("a record ended without an outcome: reported failed", extra={"entity": self._entity.name})
+        return RecordOutcome.failed(prepared.record, "not accounted for by delivery (a defect)")
+
+    def _log_finished(self, delivery: Delivery) -> None:
+        counts = Counter(outcome.fate for outcome in delivery.outcomes)
+        logger.info(
+            "delivery finished",
+            extra={
+                "entity": self._entity.name,
+                "records": len(delivery.outcomes),
+                **{fate.value: counts[fate] for fate in Fate},
+                "api_calls": delivery.api_calls,
+                "throttled_calls": delivery.throttled_calls,
+                "retries": delivery.retries,
+                "rounds": delivery.rounds,
+            },
+        )
 
     def _stop(self, reason: str) -> None:
         with self._lock:
@@ -417,9 +464,6 @@ class Deliverer:
         )
 
 
-def _lanes(batches: list[Batch]) -> list[list[Batch]]:
-    """Batches grouped by lane, lanes in the order of their first batch; lane None = a lane of its own."""
-    lanes: dict[object, list[Batch]] = {}
-    for index, batch in enumerate(batches):
-        lanes.setdefault(batch.lane if batch.lane is not None else ("batch", index), []).append(batch)
-    return list(lanes.values())
+def _fail(ends: dict[int, RecordOutcome], prepared: Sequence[Prepared], reason: str) -> None:
+    for p in prepared:
+        ends[id(p)] = RecordOutcome.failed(p.record, reason)

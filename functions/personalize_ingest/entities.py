@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from personalize_ingest.contract import DATASET_ARN_VARIABLE, TRACKING_ID_VARIABLE
+
 
 @dataclass(frozen=True, slots=True)
 class Entity:
@@ -54,7 +56,7 @@ EVENTS = Entity(
     name="events",
     operation="PutEvents",
     method="put_events",
-    target_variable="PERSONALIZE_TRACKING_ID",
+    target_variable=TRACKING_ID_VARIABLE,
     target_member="trackingId",
     list_member="eventList",
     element_shape="Event",
@@ -66,7 +68,7 @@ ACTION_INTERACTIONS = Entity(
     name="action_interactions",
     operation="PutActionInteractions",
     method="put_action_interactions",
-    target_variable="PERSONALIZE_TRACKING_ID",
+    target_variable=TRACKING_ID_VARIABLE,
     target_member="trackingId",
     list_member="actionInteractions",
     element_shape="ActionInteraction",
@@ -79,7 +81,7 @@ ITEMS = Entity(
     name="items",
     operation="PutItems",
     method="put_items",
-    target_variable="PERSONALIZE_DATASET_ARN",
+    target_variable=DATASET_ARN_VARIABLE,
     target_member="datasetArn",
     list_member="items",
     element_shape="Item",
@@ -92,7 +94,7 @@ USERS = Entity(
     name="users",
     operation="PutUsers",
     method="put_users",
-    target_variable="PERSONALIZE_DATASET_ARN",
+    target_variable=DATASET_ARN_VARIABLE,
     target_member="datasetArn",
     list_member="users",
     element_shape="User",
@@ -105,7 +107,7 @@ ACTIONS = Entity(
     name="actions",
     operation="PutActions",
     method="put_actions",
-    target_variable="PERSONALIZE_DATASET_ARN",
+    target_variable=DATASET_ARN_VARIABLE,
     target_member="datasetArn",
     list_member="actions",
     element_shape="Action",

@@ -7,18 +7,16 @@ so a shared client factory can replace it).
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from personalize_ingest.bulk_checks import parse_schema
 from personalize_ingest.bulk_routing import BulkImportSettings
+from personalize_ingest.clients import control_plane_client, support_client
 from personalize_ingest.entities import Entity
 
 if TYPE_CHECKING:
@@ -32,7 +30,6 @@ CONTROL_PLANE_ATTEMPTS = 2
 """NOTE: botocore retries LimitExceededException as throttling; a second try within a second cannot free a job
 slot (jobs run for minutes), so the file waits instead."""
 _NAME_LIMIT = 63
-_clients: dict[tuple[Any, ...], Any] = {}
 _schemas: dict[str, Mapping[str, Any] | None] = {}
 _lock = threading.Lock()
 
@@ -100,30 +97,12 @@ def dataset_schema(personalize: Any, dataset_arn: str) -> Mapping[str, Any] | No
     return schema
 
 
-def client(service: str, deadline: Deadline | None) -> Any:
-    """The container's ``s3``, ``sqs`` or ``personalize`` client, with timeouts fitting the time left.
-
-    One small function on purpose: a shared client factory can replace it. Endpoints come from boto3's standard
-    variables only (``AWS_ENDPOINT_URL_PERSONALIZE`` ...).
-    """
-    connect_s, read_s = deadline.support_call_timeouts(CONTROL_PLANE_ATTEMPTS) if deadline else (5.0, 30.0)
-    key = (
-        service,
-        connect_s,
-        read_s,
-        os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}"),
-        os.environ.get("AWS_ENDPOINT_URL"),
-    )
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": "standard", "total_max_attempts": CONTROL_PLANE_ATTEMPTS},
-            )
-            found = _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
-        return found
+def client(service: str, deadline: Deadline) -> Any:
+    """The container's ``s3``, ``sqs`` or ``personalize`` client (personalize_ingest.clients: one botocore session
+    per container): ``personalize`` is the control plane's, the others have timeouts fitting the time left."""
+    if service == "personalize":
+        return control_plane_client(service, attempts=CONTROL_PLANE_ATTEMPTS)
+    return support_client(service, deadline)
 
 
 def _code(exc: ClientError) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from personalize_ingest import contract
 from personalize_ingest.bulk_import import (
     BULK_IMPORTS_FAILED,
     BULK_IMPORTS_SUCCEEDED,
@@ -48,7 +49,7 @@ ACCESS_HINT = (
 GONE_HINT = "the object was deleted or replaced before the job read it; a replacement has its own result file"
 HEADER_HINT = "the file's header does not match the dataset's schema; fix the columns and upload the file again"
 FEW_HINT = "interactions files need at least 1,000 records for an incremental import; smaller files are streamed"
-ENTITIES_VARIABLE = "BULK_IMPORT_ENTITIES"
+ENTITIES_VARIABLE = contract.TRACKER_ENTITIES
 STOP_BEFORE_END_S = 30.0
 """A run stops this long before its timeout; the next run carries on (markers stay until a job is finished)."""
 COUNT_CHECK_EVERY = 100_000
@@ -57,7 +58,7 @@ ROWS_OF_GONE_OBJECT = (
     "not counted: the announced version was replaced or deleted after the job started, and the job read what was "
     "there when it ran; a replacement has its own result file"
 )
-BUCKET_VARIABLE = "INGEST_BUCKET"
+BUCKET_VARIABLE = contract.TRACKER_BUCKET
 
 
 @dataclass(slots=True)

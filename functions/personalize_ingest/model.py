@@ -1,14 +1,15 @@
 """The values that flow through the pipeline, in the order they appear.
 
-``Record`` (decoded from a source) -> ``Prepared`` (validated, wire-ready element) -> delivery report ->
-batch response. A record that cannot go on becomes a ``Rejection`` (set aside with its reason) or a failure
-(reported to Lambda for retry); nothing leaves the pipeline any other way.
+``Record`` (decoded from a source) -> ``Prepared`` (validated, wire-ready element) -> ``RecordOutcome`` (one
+per record) -> batch response. A record that cannot go on becomes a ``Rejection`` (set aside with its reason) or
+a failure (reported to Lambda for retry); nothing leaves the pipeline any other way.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 KINESIS = "aws:kinesis"
@@ -121,17 +122,53 @@ class Prepared:
     """``itemId`` / ``userId`` / ``actionId`` of upserted entities, for keeping only the latest version."""
 
 
-@dataclass(slots=True)
-class DeliveryReport:
-    """What happened to the prepared records handed to delivery; every one is in exactly one list."""
+class Fate(StrEnum):
+    """Where one record ended in an invocation."""
 
-    delivered: list[Prepared] = field(default_factory=list)
-    superseded: list[Prepared] = field(default_factory=list)
-    """Upserts not sent because a later record of the same id in the same invocation was sent instead."""
-    rejected: list[tuple[Prepared, Rejection]] = field(default_factory=list)
-    """Refused by the service with evidence that the configuration is sound (code ``service_rejected``)."""
-    failed: list[tuple[Prepared, str]] = field(default_factory=list)
-    """Not delivered for a reason a retry may cure (throttling, outage, configuration, deadline)."""
-    api_calls: int = 0
-    throttled_calls: int = 0
-    retries: int = 0
+    DELIVERED = "delivered"
+    """Its call returned 200."""
+    SUPERSEDED = "superseded"
+    """An upsert not sent because a later record of the same id was, and that one was delivered."""
+    REJECTED = "rejected"
+    """Set aside with its reason (rejects queue): invalid locally, or refused by a service that accepts others."""
+    FAILED = "failed"
+    """Reported to Lambda for retry: its batch item comes back."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What happened to one record: its fate, and why when it was not delivered.
+
+    ``code`` is the rejection code of a REJECTED record (``invalid_json``, ``service_rejected`` ...).
+    ``retryable`` tells a FAILED record a later attempt in the same invocation may cure (throttling, 5xx,
+    connection errors, timeouts) from one that only Lambda's retry can (deadline, configuration).
+    """
+
+    record: Record
+    fate: Fate
+    reason: str = ""
+    code: str | None = None
+    retryable: bool = False
+
+    @classmethod
+    def delivered(cls, record: Record) -> RecordOutcome:
+        return cls(record, Fate.DELIVERED)
+
+    @classmethod
+    def rejected(cls, record: Record, rejection: Rejection) -> RecordOutcome:
+        return cls(record, Fate.REJECTED, rejection.reason, rejection.code)
+
+    @classmethod
+    def failed(cls, record: Record, reason: str, *, retryable: bool = False) -> RecordOutcome:
+        return cls(record, Fate.FAILED, reason, retryable=retryable)
+
+    @property
+    def rejection(self) -> Rejection:
+        """The rejection of a REJECTED record (what the rejects queue receives)."""
+        assert self.fate is Fate.REJECTED and self.code is not None
+        return Rejection(self.code, self.reason)
+
+    @property
+    def handled(self) -> bool:
+        """True when nothing is left to do: delivered, superseded by a delivered record, or set aside."""
+        return self.fate is not Fate.FAILED

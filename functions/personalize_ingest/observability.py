@@ -18,25 +18,17 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.exceptions import SchemaValidationError
 
-from personalize_ingest.outcome import Tally
-
-RECORDS_RECEIVED = "RecordsReceived"
-RECORDS_DELIVERED = "RecordsDelivered"
-RECORDS_REJECTED = "RecordsRejected"
-RECORDS_FAILED = "RecordsFailed"
-API_CALLS = "ApiCalls"
-THROTTLED_CALLS = "ThrottledCalls"
-RETRIES = "Retries"
-METRIC_NAMES = (
-    RECORDS_RECEIVED,
-    RECORDS_DELIVERED,
-    RECORDS_REJECTED,
-    RECORDS_FAILED,
+from personalize_ingest.contract import (
     API_CALLS,
-    THROTTLED_CALLS,
+    ENTITY_DIMENSION,
+    RECORDS_DELIVERED,
+    RECORDS_FAILED,
+    RECORDS_RECEIVED,
+    RECORDS_REJECTED,
     RETRIES,
+    THROTTLED_CALLS,
 )
-ENTITY_DIMENSION = "entity"
+from personalize_ingest.outcome import Tally
 
 logger = Logger()
 """JSON logger; service name from ``POWERTOOLS_SERVICE_NAME``."""

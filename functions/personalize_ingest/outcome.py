@@ -1,8 +1,10 @@
 """Per batch item accounting, turned into Lambda's partial batch response.
 
-Every record ends delivered, rejected (it reached the rejects queue) or failed; one failed record marks its whole
-batch item (SQS message, Kinesis record) failed. On an SQS FIFO queue the first failure in a message group also
-fails every later message of that group without sending it, so the group's order holds; other groups go on.
+Every record ends with one :class:`~personalize_ingest.model.RecordOutcome` (delivered, superseded, rejected - it
+reached the rejects queue - or failed); :meth:`Outcome.record` takes them, derives the invocation's
+:class:`Tally` from them, and one failed record marks its whole batch item (SQS message, Kinesis record) failed.
+On an SQS FIFO queue the first failure in a message group also fails every later message of that group without
+sending it, so the group's order holds; other groups go on.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
+from personalize_ingest.model import Fate, RecordOutcome
 from personalize_ingest.sources import BatchItem
 
 
@@ -24,17 +27,38 @@ class PartialItemFailureResponse(TypedDict):
 
 @dataclass(slots=True)
 class Tally:
-    """Counts of one invocation, emitted as metrics."""
+    """Counts of one invocation, emitted as metrics: the record counts are derived from the record outcomes
+    (:meth:`count`), the call counts from the deliverer."""
 
     received: int = 0
     delivered: int = 0
     superseded: int = 0
-    """Upserts not sent because a later record of the same id was; counted as delivered in metrics."""
+    """Upserts not sent because a later record of the same id was delivered; counted as delivered in metrics."""
     rejected: int = 0
     failed: int = 0
     api_calls: int = 0
     throttled_calls: int = 0
     retries: int = 0
+
+    def count(self, outcomes: Iterable[RecordOutcome]) -> None:
+        """Add one received record, and one of its fate, per outcome."""
+        for outcome in outcomes:
+            self.received += 1
+            if outcome.fate is Fate.DELIVERED:
+                self.delivered += 1
+            elif outcome.fate is Fate.SUPERSEDED:
+                self.superseded += 1
+            elif outcome.fate is Fate.REJECTED:
+                self.rejected += 1
+            else:
+                self.failed += 1
+
+    @classmethod
+    def of(cls, outcomes: Iterable[RecordOutcome]) -> Tally:
+        """The counts of ``outcomes`` alone (no calls)."""
+        tally = cls()
+        tally.count(outcomes)
+        return tally
 
 
 class Outcome:
@@ -83,11 +107,13 @@ class Outcome:
         """True when an earlier message of the item's FIFO group failed: the item must not be sent."""
         return self.fifo and item.group_id is not None and item.group_id in self._stopped_groups
 
-    def count_failed_records(self, item_ids: Iterable[str], reason: str) -> None:
-        """Count one failed record per entry of ``item_ids`` and mark their items failed."""
-        for item_id in item_ids:
-            self.mark_failed(item_id, reason)
-            self.tally.failed += 1
+    def record(self, outcomes: Iterable[RecordOutcome]) -> None:
+        """Take the final outcome of each of ``outcomes``' records: count it, and mark the item of a failed one."""
+        outcomes = list(outcomes)
+        self.tally.count(outcomes)
+        for outcome in outcomes:
+            if outcome.fate is Fate.FAILED:
+                self.mark_failed(outcome.record.item_id, outcome.reason)
 
     def failed_items(self) -> list[str]:
         """Failed item ids in event order."""

@@ -10,21 +10,19 @@ item is reported).
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
 from personalize_ingest import bulk_import
+from personalize_ingest.clients import SUPPORT_CALL_ATTEMPTS as SUPPORT_CALL_ATTEMPTS
+from personalize_ingest.clients import control_plane_client
+from personalize_ingest.clients import support_client as aws_client
 from personalize_ingest.config import ConfigurationError, Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.delivery import Deliverer
 from personalize_ingest.entities import Entity
-from personalize_ingest.model import Prepared, Record, RecordRejected, Rejection
+from personalize_ingest.model import KINESIS, Fate, Prepared, Record, RecordOutcome, RecordRejected, Rejection
 from personalize_ingest.observability import emit_metrics, logger
 from personalize_ingest.outcome import Outcome, PartialItemFailureResponse
 from personalize_ingest.records import prepare
@@ -35,10 +33,7 @@ from personalize_ingest.sources import BatchItem, ObjectRef, SourceEvent, decode
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SUPPORT_CALL_ATTEMPTS = 3
-"""Attempts (first try included) of the supporting SQS and S3 calls: rejects, continuations, reads, results."""
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
+    from personalize_ingest.schema import DatasetSchema
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
@@ -76,12 +71,29 @@ def make_handler(entity: Entity) -> Handler:
 
 @dataclass(slots=True)
 class Handled:
-    """What happened to a list of records handed to :meth:`Invocation.handle_records`."""
+    """The outcomes of the records handed to :meth:`Invocation.handle_records` or ``handle_prepared``: one per
+    record; ``delivered``, ``superseded``, ``rejected`` and ``failed`` are views of them."""
 
-    delivered: list[Prepared] = field(default_factory=list)
-    superseded: list[Prepared] = field(default_factory=list)
-    rejected: list[tuple[Record, Rejection]] = field(default_factory=list)
-    failed: list[tuple[Record, str]] = field(default_factory=list)
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+
+    def _with(self, fate: Fate) -> list[RecordOutcome]:
+        return [o for o in self.outcomes if o.fate is fate]
+
+    @property
+    def delivered(self) -> list[Record]:
+        return [o.record for o in self._with(Fate.DELIVERED)]
+
+    @property
+    def superseded(self) -> list[Record]:
+        return [o.record for o in self._with(Fate.SUPERSEDED)]
+
+    @property
+    def rejected(self) -> list[tuple[Record, Rejection]]:
+        return [(o.record, o.rejection) for o in self._with(Fate.REJECTED)]
+
+    @property
+    def failed(self) -> list[tuple[Record, str]]:
+        return [(o.record, o.reason) for o in self._with(Fate.FAILED)]
 
 
 class Invocation:
@@ -100,7 +112,15 @@ class Invocation:
         self.entity = settings.entity
         self.deadline = deadline
         self.outcome = Outcome(())
+        self.checkpointed = False
+        """The source replays everything after its lowest failed record (Kinesis)."""
         self._deliverer: Deliverer | None = None
+        self.schema: DatasetSchema | None = None
+        if settings.schema_source is not None:
+            # NOTE: imported only when a schema is configured: nothing is added to a cold start without one.
+            from personalize_ingest.schema import schema_for
+
+            self.schema = schema_for(self.entity, settings.schema_source, settings.target, control_plane_client)
         # NOTE: the client is chosen per SendMessageBatch, so its timeouts fit the time left at that moment.
         self._rejects = RejectsSender(
             settings.rejects_queue_url, self.entity.name, client_factory=lambda: aws_client("sqs", deadline)
@@ -116,6 +136,7 @@ class Invocation:
         """Process the event and return the partial batch response (raise for a direct S3 invocation)."""
         source_event = decode_event(event)
         self.outcome = Outcome(source_event.items, fifo=source_event.fifo)
+        self.checkpointed = source_event.event_source == KINESIS
         logger.info(
             "invocation started",
             extra={
@@ -155,8 +176,10 @@ class Invocation:
             if self.outcome.group_stopped(item):
                 # NOTE: FIFO order holds per message group: after a failure the rest of the group is reported
                 # failed without being sent, and comes back in order on the next receive.
-                self.outcome.tally.received += len(item.records)
-                self.outcome.count_failed_records([r.item_id for r in item.records], "an earlier message failed")
+                self.outcome.record(
+                    RecordOutcome.failed(record, "not sent: an earlier message of its FIFO group failed")
+                    for record in item.records
+                )
                 self.outcome.mark_failed(item.item_id, "an earlier message of its FIFO group failed")
                 logger.info("skipped: earlier message of the group failed", extra={"item": item.item_id})
                 continue
@@ -177,78 +200,86 @@ class Invocation:
     # ------------------------------------------------------------------------------------------------ records
 
     def handle_records(self, records: Sequence[Record]) -> Handled:
-        """Prepare, deliver and set aside ``records``; account every one of them in the outcome."""
+        """Prepare, deliver and set aside ``records``; return (and account in the outcome) one outcome each."""
         prepared: list[Prepared] = []
         rejected: list[tuple[Record, Rejection]] = []
         for record in records:
             self._prepare_into(record, prepared, rejected)
-        return self.handle_prepared(len(records), prepared, rejected)
+        return self.handle_prepared(prepared, rejected)
+
+    def prepare(self, record: Record) -> Prepared:
+        """``record`` validated and ready to send (checked against the dataset schema when one is known).
+
+        Raises
+        ------
+        RecordRejected
+            naming the field and the rule the record breaks.
+        """
+        return prepare(
+            self.entity, record, default_event_type=self.settings.default_event_type, schema=self.schema
+        )
 
     def _prepare_into(
         self, record: Record, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
     ) -> Prepared | None:
         try:
-            ready = prepare(self.entity, record, default_event_type=self.settings.default_event_type)
+            ready = self.prepare(record)
         except RecordRejected as refused:
             rejected.append((record, refused.rejection))
             return None
         prepared.append(ready)
         return ready
 
-    def handle_prepared(
-        self, received: int, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
-    ) -> Handled:
-        """Deliver ``prepared`` and set aside ``rejected`` (``received`` records in all); account every one."""
-        handled = Handled(rejected=rejected)
+    def handle_prepared(self, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]) -> Handled:
+        """Deliver ``prepared`` and set aside ``rejected``; return (and account in the outcome) one outcome per
+        record. A rejected record whose reject message did not reach the queue is failed instead."""
+        outcomes = [RecordOutcome.rejected(record, rejection) for record, rejection in rejected]
         tally = self.outcome.tally
-        tally.received += received
         if prepared:
-            report = self.deliverer().deliver(prepared)
-            tally.api_calls += report.api_calls
-            tally.throttled_calls += report.throttled_calls
-            tally.retries += report.retries
-            handled.delivered = report.delivered
-            handled.superseded = report.superseded
-            handled.rejected.extend((p.record, rejection) for p, rejection in report.rejected)
-            handled.failed.extend((p.record, reason) for p, reason in report.failed)
-        if handled.superseded:
-            logger.info(
-                "superseded by later records of the same id", extra={"superseded": len(handled.superseded)}
-            )
-        not_sent = self._rejects.send(handled.rejected)
-        if not_sent:
-            unsent = {id(n.record) for n in not_sent}
-            handled.rejected = [(r, j) for r, j in handled.rejected if id(r) not in unsent]
-            handled.failed.extend((n.record, n.reason) for n in not_sent)
-            logger.error(
-                "rejected records could not be set aside: reported failed",
-                extra={"records": len(not_sent), "reason": not_sent[0].reason},
-            )
-        for record, rejection in handled.rejected:
-            logger.debug(
-                "record rejected",
-                extra={
-                    "source": record.source.as_reject_source(),
-                    "code": rejection.code,
-                    "reason": rejection.reason,
-                },
-            )
-        tally.delivered += len(handled.delivered)
-        tally.superseded += len(handled.superseded)
-        tally.rejected += len(handled.rejected)
-        for record, reason in handled.failed:
-            self.outcome.mark_failed(record.item_id, reason)
-        tally.failed += len(handled.failed)
-        if handled.failed:
+            delivery = self.deliverer().deliver(prepared, checkpointed=self.checkpointed)
+            tally.api_calls += delivery.api_calls
+            tally.throttled_calls += delivery.throttled_calls
+            tally.retries += delivery.retries
+            outcomes.extend(delivery.outcomes)
+        outcomes = self._set_aside(outcomes)
+        self.outcome.record(outcomes)
+        failed = [o for o in outcomes if o.fate is Fate.FAILED]
+        if failed:
             logger.warning(
                 "records failed: their batch items are reported for retry",
                 extra={
-                    "records": len(handled.failed),
-                    "items": sorted({r.item_id for r, _ in handled.failed})[:20],
-                    "first_reason": handled.failed[0][1],
+                    "records": len(failed),
+                    "items": sorted({o.record.item_id for o in failed})[:20],
+                    "first_reason": failed[0].reason,
                 },
             )
-        return handled
+        return Handled(outcomes)
+
+    def _set_aside(self, outcomes: list[RecordOutcome]) -> list[RecordOutcome]:
+        """Send the rejected records to the rejects queue; those that did not reach it are failed instead."""
+        rejected = [o for o in outcomes if o.fate is Fate.REJECTED]
+        if not rejected:
+            return outcomes
+        refused = self._rejects.send([(o.record, o.rejection) for o in rejected])
+        not_sent = {id(n.record): n.reason for n in refused}
+        if not_sent:
+            logger.error(
+                "rejected records could not be set aside: reported failed",
+                extra={"records": len(not_sent), "reason": next(iter(not_sent.values()))},
+            )
+        for outcome in rejected:
+            logger.debug(
+                "record rejected",
+                extra={
+                    "source": outcome.record.source.as_reject_source(),
+                    "code": outcome.code,
+                    "reason": outcome.reason,
+                },
+            )
+        return [
+            RecordOutcome.failed(o.record, not_sent[id(o.record)]) if id(o.record) in not_sent else o
+            for o in outcomes
+        ]
 
     def _offer_to_import(self, item: BatchItem, ref: ObjectRef) -> bool:
         """The import route (personalize_ingest.bulk_import) takes a new object, or leaves it to the S3 stage."""
@@ -275,25 +306,3 @@ def _waves(source_event: SourceEvent) -> Iterable[list[BatchItem]]:
     depth = max(len(members) for members in groups.values())
     for position in range(depth):
         yield [members[position] for members in groups.values() if position < len(members)]
-
-
-def aws_client(service: str, deadline: Deadline) -> Any:
-    """The container's ``sqs`` or ``s3`` client for the time left in the invocation.
-
-    Timeouts come from :meth:`Deadline.support_call_timeouts` (never botocore's 60 s defaults), so the supporting
-    calls - also those made after the margin - end before Lambda stops the invocation. Clients are cached per
-    timeouts and endpoint configuration (boto3's standard variables): a container keeps a handful of them.
-    """
-    connect_s, read_s = deadline.support_call_timeouts(SUPPORT_CALL_ATTEMPTS)
-    endpoint_override = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
-    key = (service, connect_s, read_s, endpoint_override, os.environ.get("AWS_ENDPOINT_URL"))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            config = Config(
-                connect_timeout=connect_s,
-                read_timeout=read_s,
-                retries={"mode": "standard", "total_max_attempts": SUPPORT_CALL_ATTEMPTS},
-            )
-            client = _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
-        return client

@@ -24,10 +24,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import Prepared, Record, RecordRejected
+from personalize_ingest.text import check_unicode
 from personalize_ingest.timestamps import to_epoch_seconds
 from personalize_ingest.validation import (
     FORBIDDEN_PROPERTY,
@@ -41,6 +42,9 @@ from personalize_ingest.validation import (
     describe,
     rules_for,
 )
+
+if TYPE_CHECKING:
+    from personalize_ingest.schema import DatasetSchema
 
 PROPERTIES = "properties"
 
@@ -73,7 +77,13 @@ Converter = Callable[[Any, str, bool], Any]
 """(raw value, the record's name for the field, bulk style) -> converted value, or None for "absent"."""
 
 
-def prepare(entity: Entity, record: Record, *, default_event_type: str | None = None) -> Prepared:
+def prepare(
+    entity: Entity,
+    record: Record,
+    *,
+    default_event_type: str | None = None,
+    schema: DatasetSchema | None = None,
+) -> Prepared:
     """Normalise and validate one record of ``entity``.
 
     Parameters
@@ -84,6 +94,8 @@ def prepare(entity: Entity, record: Record, *, default_event_type: str | None = 
         The decoded record; ``record.value`` is a JSON value or a CSV row (header -> cell).
     default_event_type
         Event type for events / action interactions records that carry none (``DEFAULT_EVENT_TYPE``).
+    schema
+        The dataset's schema, when known: properties are also checked against it (see the schema module).
 
     Returns
     -------
@@ -101,6 +113,7 @@ def prepare(entity: Entity, record: Record, *, default_event_type: str | None = 
     value = record.value
     if not isinstance(value, dict):
         raise RecordRejected(NOT_AN_OBJECT, f"expected a JSON object, got {describe(value)}")
+    check_unicode(value)
     plan = _plan_for(entity)
     layout = plan.layout(value)
     bulk = layout.bulk
@@ -143,10 +156,11 @@ def prepare(entity: Entity, record: Record, *, default_event_type: str | None = 
         fields["sessionId"] = user_id
     if plan.derives_event_id and "eventId" not in fields:
         fields["eventId"] = record.source.derived_event_id()
-    if properties:
-        serialised = _serialise_properties(properties, layout)
-        if serialised is not None:
-            fields[PROPERTIES] = serialised
+    flat = _flat_properties(properties, layout) if properties else {}
+    if schema is not None:
+        schema.check(flat, lambda key: _property_where(key, layout), bulk=bulk)
+    if flat:
+        fields[PROPERTIES] = json.dumps(flat, separators=(",", ":"), ensure_ascii=False)
 
     request: dict[str, Any] | None = None
     if plan.request_members:
@@ -397,8 +411,8 @@ def _properties_object(raw: Any, label: str) -> dict[str, Any]:
     )
 
 
-def _serialise_properties(properties: Mapping[str, Any], layout: _Layout) -> str | None:
-    """Flatten, check and serialise properties compactly; None when nothing is left.
+def _flat_properties(properties: Mapping[str, Any], layout: _Layout) -> dict[str, Any]:
+    """Flatten and check properties (the caller serialises them compactly); empty when nothing is left.
 
     null, "" and [] values mean "no value" and their keys are left out; arrays of scalars become one
     ``|``-joined string (categorical fields); nested objects are refused (properties are flat schema fields).
@@ -417,9 +431,7 @@ def _serialise_properties(properties: Mapping[str, Any], layout: _Layout) -> str
                 "(in any case) inside properties",
             )
         flat[key] = _property_value(value, where)
-    if not flat:
-        return None
-    return json.dumps(flat, separators=(",", ":"), ensure_ascii=False)
+    return flat
 
 
 def _property_where(key: str, layout: _Layout) -> str:

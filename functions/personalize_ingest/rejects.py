@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from personalize_ingest.contract import REJECTS_QUEUE_URL
 from personalize_ingest.model import Record, Rejection
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 # NOTE: SQS caps one message and one SendMessageBatch payload at 262,144 bytes (256 KiB).
 MAX_MESSAGE_BYTES = 262_144
 MAX_BATCH_ENTRIES = 10
+logger = Logger(child=True)
 _SAFETY_BYTES = 1_024
 """Room kept for message attributes SQS counts into the size and for rounding."""
 UNSERIALISABLE_RECORD = "(the record is nested too deeply to be serialised)"
@@ -99,12 +102,27 @@ class RejectsSender:
         if not rejected:
             return []
         if self.queue_url is None:
-            reason = "REJECTS_QUEUE_URL is not set, so the rejected record cannot be set aside"
-            return [NotSent(record, rejection, reason) for record, rejection in rejected]
+            return [self._not_set_aside(record, rejection) for record, rejection in rejected]
         not_sent: list[NotSent] = []
         for batch in _batches([(r, j, reject_message(self.entity_name, r, j)) for r, j in rejected]):
             not_sent.extend(self._send_batch(batch))
         return not_sent
+
+    def _not_set_aside(self, record: Record, rejection: Rejection) -> NotSent:
+        """A rejected record with no queue to go to: its reason stays visible in the log and the failure reason.
+
+        The rejection's code and reason name the field and the rule, never a value, so they are logged at
+        WARNING; the record's values are not (only its place: line, sequence number or message id).
+        """
+        logger.warning(
+            f"record rejected, and not set aside: {REJECTS_QUEUE_URL} is not set",
+            extra={"source": record.source.as_reject_source(), "code": rejection.code, "reason": rejection.reason},
+        )
+        reason = (
+            f"rejected ({rejection.code}: {rejection.reason}), "
+            f"but {REJECTS_QUEUE_URL} is not set, so the record cannot be set aside"
+        )
+        return NotSent(record, rejection, reason)
 
     def _send_batch(self, batch: list[tuple[Record, Rejection, str]]) -> list[NotSent]:
         assert self.queue_url is not None

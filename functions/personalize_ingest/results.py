@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from personalize_ingest.contract import RESULTS_PREFIX
 from personalize_ingest.model import Rejection
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from personalize_ingest.s3objects import Position
     from personalize_ingest.sources import ObjectRef
 
-RESULTS_PREFIX = "results/"
 MAX_REJECT_SAMPLES = 10
 MAX_REJECT_CODES = 50
 """Reject codes counted per object; codes are a small fixed set, this only bounds a pathological producer."""

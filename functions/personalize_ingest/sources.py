@@ -27,6 +27,10 @@ KPL_DIGEST_BYTES = 16
 FIRST_LINE = 1
 
 
+EMPTY = "none"
+"""``event_source`` of an event whose ``Records`` list is empty."""
+
+
 class UnsupportedEvent(ValueError):
     """The invocation event is not a Kinesis, SQS or S3 event: nothing in it can be accounted for."""
 
@@ -120,14 +124,19 @@ class SourceEvent:
 def decode_event(event: Mapping[str, Any]) -> SourceEvent:
     """Decode a Lambda invocation event.
 
+    An empty ``Records`` list (a console test event, a replay tool) is an empty batch: nothing to do, nothing
+    failed.
+
     Raises
     ------
     UnsupportedEvent
-        when the event has no ``Records`` of a known ``eventSource``.
+        when the event has no ``Records`` list, or records of no known ``eventSource``.
     """
     raw_records = event.get("Records")
-    if not isinstance(raw_records, list) or not raw_records:
+    if not isinstance(raw_records, list):
         raise UnsupportedEvent("the event has no Records list; expected a Kinesis, SQS or S3 event")
+    if not raw_records:
+        return SourceEvent(event_source=EMPTY, items=[])
     sources = {_event_source(raw) for raw in raw_records}
     if len(sources) != 1 or (source := sources.pop()) not in _DECODERS:
         raise UnsupportedEvent(f"unsupported event source(s) {sorted(map(str, sources))}")

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import botocore.session
 from botocore.model import ListShape, ServiceModel, Shape, StructureShape
 
+from personalize_ingest.clients import botocore_session
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import RecordRejected
 
@@ -79,7 +79,7 @@ def describe(value: object) -> str:
 @cache
 def service_model() -> ServiceModel:
     """botocore's model of ``personalize-events``, loaded once per process (~30 ms)."""
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+    return botocore_session().get_service_model(SERVICE_NAME)
 
 
 @dataclass(frozen=True, slots=True)

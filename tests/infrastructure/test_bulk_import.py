@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Match
 from cfnlint.api import ManualArgs, lint_file
 
-from infrastructure.config import ConfigError, parse
+from infrastructure.config_loader import ConfigError, parse
 from tests.infrastructure.conftest import Synthesized, sample_context, synthesize
 
 INTERACTIONS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/demo/INTERACTIONS"
@@ -217,10 +217,14 @@ def test_without_the_route_nothing_is_added(tmp_path: Path) -> None:
     ("entity", "value", "message"),
     [
         ("events", True, "entities.events.bulkImport.datasetArn: expected the ARN of the INTERACTIONS dataset"),
-        ("items", {"datasetArn": INTERACTIONS_ARN}, "expected the ARN of the ITEMS dataset"),
+        (
+            "items",
+            {"datasetArn": INTERACTIONS_ARN},
+            "items.bulkImport.datasetArn: expected the ARN of the ITEMS dataset",
+        ),
         ("items", {"minRows": 0}, "entities.items.bulkImport.minRows: expected an integer from 1"),
         ("items", {"treshold": 5}, "entities.items.bulkImport.treshold: unknown key"),
-        ("items", "yes", "expected true, false or an object"),
+        ("items", "yes", 'entities.items.bulkImport: expected true, false or a JSON object, got "yes"'),
     ],
 )
 def test_invalid_bulk_import_settings_are_refused_by_name(entity: str, value: Any, message: str) -> None:
@@ -242,8 +246,6 @@ def test_route_needs_the_s3_source() -> None:
 
 def test_a_bucket_encrypted_with_a_customer_key_admits_the_role_and_personalize_to_decrypt() -> None:
     # GIVEN the import route built on a bucket that uses SSE-KMS with a customer key
-    import dataclasses
-
     import aws_cdk as cdk
     from aws_cdk import aws_lambda as lambda_
     from aws_cdk import aws_logs as logs
@@ -253,27 +255,25 @@ def test_a_bucket_encrypted_with_a_customer_key_admits_the_role_and_personalize_
 
     from infrastructure.bulk_import import BulkImport
     from infrastructure.bundling import FUNCTIONS_DIR
-    from infrastructure.entity_pipeline import EntityPipeline, SharedResources
+    from infrastructure.entity_pipeline import EntityPipeline
+    from infrastructure.ingest_function import SharedResources
     from infrastructure.monitoring import Monitoring
 
     stack = cdk.Stack(cdk.App(), "Encrypted")
     bucket = s3.Bucket(stack, "Ingest", encryption=s3.BucketEncryption.KMS, enforce_ssl=True)
     shared = SharedResources(
         code=lambda_.Code.from_asset(str(FUNCTIONS_DIR)),
-        powertools_layer=lambda_.LayerVersion.from_layer_version_arn(
-            stack,
-            "Layer",
-            "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1",
-        ),
         rejects_queue=sqs.Queue(stack, "Rejects"),
         ingest_bucket=bucket,
         failed_batches_bucket=None,
         log_retention=logs.RetentionDays.ONE_WEEK,
         metrics_namespace="Test",
         service_name="test",
+        removal_policy=cdk.RemovalPolicy.DESTROY,
     )
-    items = next(e for e in parse(bulk_context()).entities if e.entity.name == "items")
-    items = dataclasses.replace(items, kinesis=None, sqs=None)
+    context = bulk_context()
+    context["entities"]["items"]["sources"] = {"s3": True}
+    items = next(e for e in parse(context).entities if e.entity.name == "items")
     pipeline = EntityPipeline(stack, "ItemsPipeline", config=items, shared=shared)
     monitoring = Monitoring(
         stack,
@@ -284,6 +284,7 @@ def test_a_bucket_encrypted_with_a_customer_key_admits_the_role_and_personalize_
         metrics_namespace="Test",
         iterator_age_alarm_s=60,
         alarm_email=None,
+        alarm_topic_arn=None,
     )
     route = BulkImport(
         stack, "BulkImport", pipelines=[pipeline], bucket=bucket, shared=shared, monitoring=monitoring

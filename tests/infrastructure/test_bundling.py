@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shutil
 import subprocess
 import sys
+from email.parser import HeaderParser
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_lambda as lambda_
 
-from infrastructure.bundling import BundleTarget, LocalPipBundling
+from infrastructure.bundling import FUNCTIONS_DIR, LOCK_NAME, BundleTarget, LocalPipBundling, function_code
 from infrastructure.runtime import ARCHITECTURE, RUNTIME
 from personalize_ingest.entities import ENTITIES
 from tests.infrastructure.conftest import ROOT, Synthesized
 
 KPL_EVENT = ROOT / "tests" / "events" / "kinesisKplAggregatedEvent.json"
 
-# What the Lambda runtime (boto3) and the Powertools layer provide, standing in for them in the import test.
-# The layer also carries aws-xray-sdk; it is left out so that the test fails if the functions start needing it
-# (Powertools' Tracer costs ~0.7 s of cold start; observability.py says why it is not used).
+# What the Lambda runtime provides (boto3 and its dependencies), standing in for it in the import test. Powertools
+# is not here: the asset bundles it, so the test fails if the handlers could only import it from elsewhere.
 RUNTIME_PROVIDED = (
-    "aws_lambda_powertools",
     "boto3",
     "botocore",
     "s3transfer",
@@ -29,7 +32,6 @@ RUNTIME_PROVIDED = (
     "dateutil",
     "urllib3",
     "six",
-    "typing_extensions",
 )
 
 
@@ -67,7 +69,7 @@ def test_every_bundled_wheel_matches_the_function_architecture_and_python(full: 
     tags = wheel_tags(asset)
 
     # THEN the requirements are there and every wheel fits CPython 3.14 on aarch64
-    assert {name.split("-")[0] for name in tags} >= {"aws_kinesis_agg", "protobuf"}
+    assert {name.split("-")[0] for name in tags} >= {"aws_kinesis_agg", "protobuf", "aws_lambda_powertools"}
     for distribution, distribution_tags in tags.items():
         assert any(tag_fits(tag, "3.14", "aarch64") for tag in distribution_tags), (
             distribution,
@@ -143,7 +145,8 @@ def test_handlers_import_from_the_asset_in_a_clean_interpreter(
         "origin = lambda name: sys.modules[name].__file__\n"
         "print(json.dumps({'callable': callable(handler), "
         "'user_records': sum(len(item.records) for item in decoded.items), "
-        "'from_asset': sorted(n for n in ('personalize_ingest', 'aws_kinesis_agg', 'google.protobuf') "
+        "'from_asset': sorted(n for n in ('personalize_ingest', 'aws_kinesis_agg', 'google.protobuf', "
+        "'aws_lambda_powertools') "
         f"if origin(n).startswith({str(local_asset)!r})), "
         "'site_packages': sorted(f for f in files if 'site-packages' in f)}))\n"
     )
@@ -158,6 +161,70 @@ def test_handlers_import_from_the_asset_in_a_clean_interpreter(
     assert report == {
         "callable": True,
         "user_records": 3,
-        "from_asset": ["aws_kinesis_agg", "google.protobuf", "personalize_ingest"],
+        "from_asset": ["aws_kinesis_agg", "aws_lambda_powertools", "google.protobuf", "personalize_ingest"],
         "site_packages": [],
     }
+
+
+def locked_versions(lock: Path) -> dict[str, str]:
+    """``{normalized name: version}`` of every ``name==version`` pin in a pip-compile lock."""
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+)", lock.read_text(), re.M)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def test_the_lock_pins_every_distribution_in_the_asset_with_hashes(full: Synthesized) -> None:
+    # GIVEN the synthesized asset and the committed lock
+    (asset,) = full.asset_dirs
+    lock = FUNCTIONS_DIR / LOCK_NAME
+    pins = locked_versions(lock)
+
+    # WHEN the asset's installed distributions are listed from their metadata
+    installed = {}
+    for metadata in asset.glob("*.dist-info/METADATA"):
+        fields = HeaderParser().parsestr(metadata.read_text(encoding="utf-8"))
+        installed[re.sub(r"[-_.]+", "-", fields["Name"]).lower()] = fields["Version"]
+
+    # THEN every one is in the lock at the installed version, and nothing the lock lists is missing
+    assert installed == pins
+    # AND every pin carries at least one sha256 hash (pip --require-hashes would refuse it otherwise)
+    blocks = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", lock.read_text().split("\n\n", 1)[-1])
+    assert all("--hash=sha256:" in block for block in blocks if "==" in block)
+    # AND the bundled Powertools is the release the tests run against (requirements.txt)
+    assert f"aws-lambda-powertools=={pins['aws-lambda-powertools']}" in (ROOT / "requirements.txt").read_text()
+    # AND neither the requirements nor the lock ship in the asset
+    assert not list(asset.glob("requirements*"))
+
+
+def asset_hash(source: Path) -> str:
+    """The S3 key CDK gives the code asset of ``source`` (its hash), without bundling it."""
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "Probe")
+    lambda_.Function(
+        stack,
+        "Function",
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        handler="items.handler.lambda_handler",
+        code=function_code(RUNTIME, ARCHITECTURE, source=source),
+    )
+    template = app.synth().get_stack_by_name("Probe").template
+    (function,) = (r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function")
+    key: str = function["Properties"]["Code"]["S3Key"]
+    return key
+
+
+def test_the_asset_hash_changes_when_the_lock_does(tmp_path: Path) -> None:
+    # GIVEN two copies of functions/ that differ only in one hash of the lock
+    original, relocked = tmp_path / "original", tmp_path / "relocked"
+    for copy in (original, relocked):
+        shutil.copytree(FUNCTIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    lock = relocked / LOCK_NAME
+    text = lock.read_text()
+    first_hash = re.search(r"sha256:([0-9a-f]{64})", text)
+    assert first_hash is not None
+    lock.write_text(text.replace(first_hash.group(1), "0" * 64, 1))
+
+    # WHEN CDK hashes each as the code asset
+    # THEN the hashes differ, while the same source hashes the same
+    assert asset_hash(original) != asset_hash(relocked)
+    assert asset_hash(original) == asset_hash(original)

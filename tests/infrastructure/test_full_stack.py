@@ -9,13 +9,14 @@ import pytest
 from aws_cdk.assertions import Match
 from cfnlint.api import ManualArgs, lint_file
 
-from infrastructure.config import parse
+from infrastructure.config_loader import parse
 from infrastructure.entity_pipeline import pascal
+from personalize_ingest import contract
 from personalize_ingest.config import Settings
 from personalize_ingest.entities import ENTITIES
 from personalize_ingest.observability import emit_metrics
 from personalize_ingest.outcome import Tally
-from tests.infrastructure.conftest import ROOT, Synthesized, sample_context
+from tests.infrastructure.conftest import Synthesized, sample_context
 
 SAMPLE = parse(sample_context()["personalize"])
 IMPORT_ROUTE_VARIABLES = {
@@ -31,20 +32,14 @@ IMPORT_ROUTE_SIDS = {"StartImportJobs", "ReadDatasetSchema", "FindImportJobs"}
 """The import route's control-plane statements (tests/infrastructure/test_bulk_import.py checks them)."""
 BY_NAME = {e.entity.name: e for e in SAMPLE.entities}
 CONTRACT_VARIABLES = {
-    "REJECTS_QUEUE_URL",
-    "MAX_CONCURRENT_CALLS",
-    "MAX_ATTEMPTS",
-    "CALLS_PER_SECOND",
-    "DEADLINE_MARGIN_MS",
-    "POWERTOOLS_METRICS_NAMESPACE",
-    "POWERTOOLS_SERVICE_NAME",
+    contract.REJECTS_QUEUE_URL,
+    contract.MAX_CONCURRENT_CALLS,
+    contract.MAX_ATTEMPTS,
+    contract.CALLS_PER_SECOND,
+    contract.DEADLINE_MARGIN_MS,
+    contract.METRICS_NAMESPACE,
+    contract.SERVICE_NAME,
 }
-
-PINNED_POWERTOOLS = next(
-    line.split("==")[1].strip()
-    for line in (ROOT / "requirements.txt").read_text().splitlines()
-    if line.startswith("aws-lambda-powertools")
-)
 
 
 def getatt(logical_id: str) -> dict[str, Any]:
@@ -72,13 +67,14 @@ def as_list(value: str | list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("entity", list(ENTITIES))
-def test_function_runtime_handler_layer_and_environment(full: Synthesized, entity: str) -> None:
+def test_function_runtime_handler_bundle_and_environment(full: Synthesized, entity: str) -> None:
     # GIVEN the synthesized function of the entity
     config = BY_NAME[entity]
     function_id = full.logical_id("AWS::Lambda::Function", entity, "function")
     function = full.raw["Resources"][function_id]["Properties"]
 
-    # THEN it runs the entity's handler from the shared asset on arm64 with the Powertools layer of its region
+    # THEN it runs the entity's handler from the shared asset on arm64, with no layer (Powertools is bundled)
+    # and no reserved concurrency (the sample fits any account)
     full.template.has_resource_properties(
         "AWS::Lambda::Function",
         {
@@ -87,12 +83,10 @@ def test_function_runtime_handler_layer_and_environment(full: Synthesized, entit
             "Architectures": ["arm64"],
             "MemorySize": config.function.memory_mb,
             "Timeout": config.function.timeout_s,
-            "ReservedConcurrentExecutions": config.function.reserved_concurrency,
+            "ReservedConcurrentExecutions": Match.absent(),
             "TracingConfig": {"Mode": "Active"},
             "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
-            # The sample names no layer version: CloudFormation resolves Powertools' SSM public parameter of the
-            # release pinned in requirements.txt, in the region it deploys to.
-            "Layers": [f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.14/{PINNED_POWERTOOLS}}}}}"],
+            "Layers": Match.absent(),
         },
     )
     # AND its environment is exactly the runtime's contract
@@ -455,13 +449,14 @@ def test_function_reads_only_its_prefix_and_writes_only_its_results(full: Synthe
     prefix = ENTITIES[entity].s3_prefix
     on_ingest = [s for s in statements(full, entity) if bucket_id in json.dumps(s["Resource"])]
 
-    # THEN reading is limited to <prefix>* and writing to results/<prefix>*; on the bucket itself only
+    # THEN reading is limited to <prefix>* and writing (and reading back range parts) to results/<prefix>*;
+    # on the bucket itself only
     # ListBucket, so that S3 answers a deleted object with NoSuchKey (the runtime skips it) and not AccessDenied
     on_objects = [s for s in on_ingest if "Fn::Join" in s["Resource"]]
     grants = {json.dumps(s["Resource"]["Fn::Join"][1][1]): sorted(as_list(s["Action"])) for s in on_objects}
     assert grants == {
         json.dumps(f"/{prefix}*"): ["s3:GetObject", "s3:GetObjectVersion"],
-        json.dumps(f"/results/{prefix}*"): ["s3:PutObject"],
+        json.dumps(f"/results/{prefix}*"): ["s3:GetObject", "s3:PutObject"],
     }
     on_bucket = [s for s in on_ingest if "Fn::Join" not in s["Resource"]]
     assert [(s["Resource"], as_list(s["Action"])) for s in on_bucket] == [(getatt(bucket_id), ["s3:ListBucket"])]

@@ -19,7 +19,7 @@ def items_from_sqs(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """One entity, one source, under another stack name."""
     return synthesize(
         tmp_path_factory.mktemp("items-sqs"),
-        {"powertoolsLayerVersion": 42, "entities": {"items": {"datasetArn": ITEMS_ARN, "sources": {"sqs": True}}}},
+        {"entities": {"items": {"datasetArn": ITEMS_ARN, "sources": {"sqs": True}}}},
         stackName="ItemsOnly",
     )
 
@@ -30,7 +30,6 @@ def users_from_s3(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(
         tmp_path_factory.mktemp("users-s3"),
         {
-            "powertoolsLayerVersion": 42,
             "alarmEmail": "ops@example.com",
             "entities": {"users": {"datasetArn": USERS_ARN, "sources": {"s3": {"maxConcurrency": 2}}}},
         },
@@ -92,29 +91,14 @@ def test_one_entity_with_one_source_deploys_only_that(items_from_sqs: Synthesize
         a for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"] for a in _list(s["Action"])
     }
     assert not {a for a in actions if a.startswith("s3:") or a.startswith("kinesis:")}
-    assert set(synth.raw["Outputs"]) == {"RejectsQueueUrl", "DashboardName", "ItemsFunctionName", "ItemsQueueUrl"}
-
-
-def test_an_explicit_layer_version_pins_the_layer_arn_of_the_stacks_region(items_from_sqs: Synthesized) -> None:
-    # GIVEN a configuration that names the Powertools layer version (42) instead of the SSM public parameter
-    # THEN the function's layer is that version of the public layer, in the region the stack deploys to
-    items_from_sqs.template.has_resource_properties(
-        "AWS::Lambda::Function",
-        {
-            "Layers": [
-                {
-                    "Fn::Join": [
-                        "",
-                        [
-                            "arn:aws:lambda:",
-                            {"Ref": "AWS::Region"},
-                            ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:42",
-                        ],
-                    ]
-                }
-            ]
-        },
-    )
+    assert set(synth.raw["Outputs"]) == {
+        "RejectsQueueUrl",
+        "DashboardName",
+        "AlarmTopicArn",
+        "ItemsFunctionName",
+        "ItemsQueueUrl",
+        "ItemsDeadLetterQueueUrl",
+    }
 
 
 def test_s3_only_entity_gets_its_own_notifications_queue(users_from_s3: Synthesized) -> None:
@@ -183,3 +167,87 @@ def test_partial_stacks_pass_cdk_nag_and_cfn_lint(name: str, request: pytest.Fix
 
 def _list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
+
+
+@pytest.fixture(scope="module")
+def development(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """removalPolicy DESTROY (development), alarms to an existing topic, items from Kinesis and S3."""
+    return synthesize(
+        tmp_path_factory.mktemp("development"),
+        {
+            "removalPolicy": "DESTROY",
+            "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops-pager",
+            "entities": {"items": {"datasetArn": ITEMS_ARN, "sources": {"kinesis": True, "s3": True}}},
+        },
+        stackName="Development",
+    )
+
+
+def test_development_removal_policy_empties_and_deletes_buckets_streams_queues_and_logs(
+    development: Synthesized,
+) -> None:
+    # GIVEN removalPolicy DESTROY
+    synth = development
+
+    # THEN streams, queues and log groups are deleted with the stack
+    for resource_type in ("AWS::Kinesis::Stream", "AWS::SQS::Queue", "AWS::Logs::LogGroup"):
+        resources = synth.resources(resource_type)
+        assert resources, resource_type
+        assert {r.get("DeletionPolicy") for r in resources.values()} == {"Delete"}, resource_type
+    # AND every bucket is deleted after CDK's auto-delete custom resource empties it
+    buckets = synth.resources("AWS::S3::Bucket")
+    assert len(buckets) == 3
+    emptied = {
+        r["Properties"]["BucketName"]["Ref"] for r in synth.resources("Custom::S3AutoDeleteObjects").values()
+    }
+    assert emptied == set(buckets)
+    assert {b.get("DeletionPolicy") for b in buckets.values()} == {"Delete"}
+
+
+def test_an_existing_alarm_topic_receives_every_alarm(development: Synthesized) -> None:
+    # GIVEN alarmTopicArn naming the team's topic
+    topic = "arn:aws:sns:eu-west-1:123456789012:ops-pager"
+
+    # THEN the stack builds no topic of its own, every alarm notifies that one, and it is the output
+    assert development.resources("AWS::SNS::Topic") == {}
+    alarms = development.resources("AWS::CloudWatch::Alarm")
+    assert alarms and all(a["Properties"]["AlarmActions"] == [topic] for a in alarms.values())
+    development.template.has_output("AlarmTopicArn", {"Value": topic})
+    # AND the region rule checks the topic's region as well as the dataset's (alarms notify their own region's
+    # topics only)
+    descriptions = [
+        a["AssertDescription"] for a in development.raw["Rules"]["TargetsInDeployRegion"]["Assertions"]
+    ]
+    assert [d.split(":")[0] for d in descriptions] == [
+        "personalize.alarmTopicArn is in eu-west-1",
+        "personalize.entities.items.datasetArn is in eu-west-1",
+    ]
+
+
+def test_a_stack_bound_to_another_region_is_refused_at_synth(tmp_path: Path) -> None:
+    # GIVEN a stack whose environment names us-east-1 and an items dataset of eu-west-1
+    import aws_cdk as cdk
+
+    from infrastructure.config_loader import parse
+    from infrastructure.stack import PersonalizeIngestStack, RegionError
+
+    config = parse({"entities": {"items": {"datasetArn": ITEMS_ARN, "sources": {"sqs": True}}}})
+
+    # WHEN the stack is built
+    with pytest.raises(RegionError) as caught:
+        PersonalizeIngestStack(cdk.App(), "Bound", config=config, env=cdk.Environment(region="us-east-1"))
+
+    # THEN the message names the key and both regions
+    assert str(caught.value) == (
+        "the stack deploys to us-east-1 but personalize.entities.items.datasetArn is in eu-west-1"
+    )
+
+
+@pytest.mark.parametrize("name", ["development"])
+def test_development_stack_passes_cdk_nag_and_cfn_lint(name: str, request: pytest.FixtureRequest) -> None:
+    synth: Synthesized = request.getfixturevalue(name)
+    (report,) = synth.validation_report["pluginReports"]
+    template = next(Path(synth.outdir).glob("*.template.json"))
+    matches = lint_file(template, config=ManualArgs(ignore_checks=["W3005"]))
+    assert report["violations"] == []
+    assert [str(m) for m in matches] == []

@@ -17,8 +17,8 @@ import pytest
 from emulator.config import DEFAULT_ACTION_TRACKING_ID, DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle
 from personalize_ingest.config import Settings
-from personalize_ingest.deadline import Deadline
-from personalize_ingest.delivery import Deliverer
+from personalize_ingest.deadline import Deadline, ServiceLatency
+from personalize_ingest.delivery import MAX_EXTRA_ROUNDS, Deliverer
 from personalize_ingest.entities import ACTION_INTERACTIONS, EVENTS, ITEMS, USERS, Entity
 from personalize_ingest.model import Prepared, Record, SourceRef
 from tests.support.factories import FakeLambdaContext
@@ -44,7 +44,8 @@ def settings_for(entity: Entity, target: str, **overrides: object) -> Settings:
 
 def deliverer(settings: Settings, remaining_ms: int = 120_000, client: Any = None) -> Deliverer:
     """A deliverer for an invocation with ``remaining_ms`` left (``client``: default, the container's own)."""
-    return Deliverer(settings, Deadline(FakeLambdaContext(remaining_ms), settings.deadline_margin_ms), client)
+    deadline = Deadline(FakeLambdaContext(remaining_ms), settings.deadline_margin_ms, ServiceLatency())
+    return Deliverer(settings, deadline, client)
 
 
 def _record(position: int) -> Record:
@@ -289,20 +290,23 @@ def test_credentials_the_service_refuses_fail_everything_and_stop_sending(emulat
 
 
 def test_a_slow_service_times_out_by_the_deadline_not_after_botocore_60_s(emulator: EmulatorHandle) -> None:
-    # GIVEN the service answers after 1.5 s, and 2 s of budget (1 s per attempt over two attempts)
+    # GIVEN the service answers after 1.5 s, a 1 s margin (1 s per attempt) and 2 s of budget
     emulator.set_faults(latency_ms=1_500)
-    settings = settings_for(EVENTS, DEFAULT_TRACKING_ID, max_attempts=2)
+    settings = settings_for(EVENTS, DEFAULT_TRACKING_ID, max_attempts=2, deadline_margin_ms=1_000)
     prepared = [event(i, "s-1", "u-1") for i in range(3)]
 
     # WHEN
-    report = deliverer(settings, remaining_ms=7_000).deliver(prepared)
+    report = deliverer(settings, remaining_ms=3_000).deliver(prepared)
 
-    # THEN both attempts timed out on the client and the records are failed with the reason
+    # THEN both attempts of every round timed out on the client (the clock stands still, so every later round
+    # finds the same budget) and the records are failed with the reason
     assert len(report.failed) == 3
     assert all("timeout" in reason.lower() and "2 attempt(s)" in reason for _, reason in report.failed)
-    assert (report.api_calls, report.retries) == (2, 1)
+    assert report.rounds == 1 + MAX_EXTRA_ROUNDS
+    assert (report.api_calls, report.retries) == (2 * report.rounds, report.rounds)
     # NOTE: the emulator stores a request before its (late) answer; eventIds make the re-sent copy a duplicate.
-    assert [row["duplicate"] for row in emulator.records("events")] == [False] * 3 + [True] * 3
+    sends = 2 * report.rounds
+    assert [row["duplicate"] for row in emulator.records("events")] == [False] * 3 + [True] * 3 * (sends - 1)
 
 
 def test_throttled_calls_are_retried_until_accepted(emulator: EmulatorHandle) -> None:
@@ -354,11 +358,16 @@ def test_server_errors_that_persist_fail_the_records(emulator: EmulatorHandle) -
     # WHEN
     report = deliverer(settings).deliver(prepared)
 
-    # THEN both calls were tried twice and their records failed, not rejected
-    assert len(emulator.calls("PutEvents")) == 4
-    assert (report.api_calls, report.retries) == (4, 2)
+    # THEN the session's first call was tried twice in every round (the second pass included) and failed; its
+    # second call was never sent, as it would overtake the first
+    calls = emulator.calls("PutEvents")
+    assert report.rounds == 1 + MAX_EXTRA_ROUNDS
+    assert [call["elements"] for call in calls] == [10] * 2 * report.rounds
+    assert (report.api_calls, report.retries) == (len(calls), report.rounds)
     assert len(report.failed) == 12 and report.rejected == []
-    assert all("2 attempt(s)" in reason for _, reason in report.failed)
+    reasons = {p.element["eventId"]: reason for p, reason in report.failed}
+    assert all("2 attempt(s)" in reasons[f"e-{i}"] for i in range(10))
+    assert all("an earlier call of its session failed" in reasons[f"e-{i}"] for i in (10, 11))
 
 
 def test_nothing_is_sent_once_the_deadline_margin_is_reached(emulator: EmulatorHandle) -> None:
@@ -516,7 +525,7 @@ def test_older_versions_fail_with_the_latest_when_it_fails(emulator: EmulatorHan
     assert older_reason.startswith("superseded by a later record of the same id that failed")
 
 
-def test_older_versions_stay_superseded_when_the_latest_is_rejected(emulator: EmulatorHandle) -> None:
+def test_older_versions_are_rejected_with_the_latest_when_the_service_refuses_it(emulator: EmulatorHandle) -> None:
     # GIVEN a good item accepted first, then two versions of "a", the later one refused by the service
     delivery = deliverer(settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"]))
     delivery.deliver([item(0, "good")])
@@ -525,6 +534,51 @@ def test_older_versions_stay_superseded_when_the_latest_is_rejected(emulator: Em
     # WHEN delivered
     report = delivery.deliver([older, newer])
 
-    # THEN the latest version is rejected (it is what the producer meant) and the older one stays superseded
-    assert [p for p, _ in report.rejected] == [newer]
-    assert report.superseded == [older] and report.failed == []
+    # THEN neither version is stored: the latest is rejected, and the older one shares its fate (it is not
+    # counted as delivered on the strength of a call that stored nothing)
+    assert [p for p, _ in report.rejected] == [older, newer]
+    (older_rejection, newer_rejection) = (rejection for _, rejection in report.rejected)
+    assert older_rejection.code == newer_rejection.code == "service_rejected"
+    assert older_rejection.reason.startswith("superseded by a later record of the same id that was refused")
+    assert report.superseded == [] and report.failed == [] and report.delivered == []
+    assert [row["element"]["itemId"] for row in emulator.records("items")] == ["good"]
+
+
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
+def test_both_call_paths_store_the_same_elements(emulator: EmulatorHandle, call_path: str) -> None:
+    # GIVEN two sessions' events and a function configured for one call path
+    prepared = [event(i, f"s-{i % 2}", f"u-{i % 2}", properties='{"genre":"Comédie"}') for i in range(14)]
+    settings = settings_for(EVENTS, DEFAULT_TRACKING_ID, call_path=call_path)
+
+    # WHEN delivered
+    report = deliverer(settings).deliver(prepared)
+
+    # THEN every event was stored as the element sent, in calls of one session (timestamps as botocore writes them)
+    assert event_ids(report.delivered) == event_ids(prepared)
+    stored = {row["element"]["eventId"]: row for row in emulator.records("events")}
+    assert len(stored) == 14
+    assert all(row["element"]["sentAt"] == SENT_AT for row in stored.values())
+    assert {row["request"]["sessionId"] for row in stored.values()} == {"s-0", "s-1"}
+    assert all(json.loads(row["element"]["properties"]) == {"genre": "Comédie"} for row in stored.values())
+    assert len(emulator.calls("PutEvents")) == 2
+
+
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
+def test_no_attempt_starts_after_the_margin_while_the_service_throttles(
+    emulator: EmulatorHandle, call_path: str
+) -> None:
+    # GIVEN a rate-limited target that throttles every call, and time that falls below the margin once the service
+    # has seen three attempts (issue 10: botocore's adaptive limiter used to wait, then send, after the margin)
+    emulator.set_faults(throttle_rate=1.0)
+    clock = FakeLambdaContext(clock=lambda: 120_000 if len(emulator.calls()) < 3 else 4_000)
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], max_concurrent_calls=1, call_path=call_path)
+    delivery = Deliverer(settings, Deadline(clock, settings.deadline_margin_ms))
+
+    # WHEN three calls' worth of items are delivered
+    report = delivery.deliver([item(i, f"i-{i}") for i in range(30)])
+
+    # THEN exactly three attempts reached the service, and every record failed naming the margin
+    assert len(emulator.calls("PutItems")) == 3
+    assert report.api_calls == 3 and report.throttled_calls == 3
+    assert len(report.failed) == 30 and report.delivered == []
+    assert all("5000 ms" in reason for _, reason in report.failed)

@@ -1,6 +1,7 @@
 """The first 10,000 MovieLens ratings through the events function from S3: every row once, grouped by user.
 
-The data set stays in ``../shared/data`` beside the repository (its licence keeps it out of the project); the
+The data set stays in ``../shared/data`` beside the repository (its licence keeps it out of the project): without
+it the test skips, unless ``REQUIRE_SHARED_DATA`` is set (``.ci/run`` sets it when the folder exists). The
 ratings (userId,movieId,rating,timestamp) are converted on the fly to the bulk-import layout
 (USER_ID,ITEM_ID,EVENT_TYPE,EVENT_VALUE,TIMESTAMP) in a gzip object announced through an SQS S3 notification.
 """
@@ -12,26 +13,25 @@ import gzip
 import io
 from collections import Counter, defaultdict
 from itertools import islice
-from pathlib import Path
 
 import pytest
 
 from emulator.testing import EmulatorHandle
 from tests.integration.test_handlers import build_stack
 from tests.support import factories as f
+from tests.support.datasets import movielens_file
 
-RATINGS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "movielens-small" / "ratings.csv.gz"
 ROWS = 10_000
 
 
 def bulk_layout(rows: int) -> tuple[bytes, list[tuple[str, str, str, int]]]:
     """The first ``rows`` ratings as a gzip bulk-import CSV, and the (user, item, value, timestamp) expected."""
-    assert RATINGS.exists(), f"MovieLens ratings not found at {RATINGS} (expected ../shared/data beside the repo)"
+    ratings_file = movielens_file("ratings.csv.gz")
     expected: list[tuple[str, str, str, int]] = []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["USER_ID", "ITEM_ID", "EVENT_TYPE", "EVENT_VALUE", "TIMESTAMP"])
-    with gzip.open(RATINGS, "rt", newline="") as ratings:
+    with gzip.open(ratings_file, "rt", newline="") as ratings:
         for rating in islice(csv.DictReader(ratings), rows):
             writer.writerow([rating["userId"], rating["movieId"], "rating", rating["rating"], rating["timestamp"]])
             expected.append((rating["userId"], rating["movieId"], rating["rating"], int(rating["timestamp"])))
@@ -43,9 +43,9 @@ def test_first_10000_ratings_are_delivered_exactly_once_grouped_by_user(
     moto_env: str, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the first 10,000 ratings as a bulk-layout gzip object and its S3 notification in an SQS message
+    body, expected = bulk_layout(ROWS)
     stack = build_stack(emulator, monkeypatch)
     handler = stack.configure("events")
-    body, expected = bulk_layout(ROWS)
     key = "events/movielens/ratings-10k.csv.gz"
     put = stack.put(key, body)
     notification = f.s3_notification(f.s3_record(stack.bucket, key, etag=put["ETag"].strip('"'), size=len(body)))

@@ -38,3 +38,13 @@ def test_malformed_tunable_names_the_variable() -> None:
 def test_tracking_id_with_spaces_is_malformed() -> None:
     with pytest.raises(ConfigurationError, match="PERSONALIZE_TRACKING_ID must be"):
         Settings.from_env(EVENTS, {"PERSONALIZE_TRACKING_ID": "not a tracking id"})
+
+
+def test_the_call_path_is_direct_unless_botocore_is_asked_for() -> None:
+    # GIVEN no choice, an explicit botocore and a typo
+    default = Settings.from_env(ITEMS, {"PERSONALIZE_DATASET_ARN": ITEMS_ARN})
+    chosen = Settings.from_env(ITEMS, {"PERSONALIZE_DATASET_ARN": ITEMS_ARN, "PERSONALIZE_CALL_PATH": "Botocore"})
+    # THEN the lean path is the default, botocore is honoured, and a typo names the variable and the choices
+    assert (default.call_path, chosen.call_path) == ("direct", "botocore")
+    with pytest.raises(ConfigurationError, match="PERSONALIZE_CALL_PATH must be one of direct, botocore"):
+        Settings.from_env(ITEMS, {"PERSONALIZE_DATASET_ARN": ITEMS_ARN, "PERSONALIZE_CALL_PATH": "fast"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from personalize_ingest.deadline import Deadline
+from personalize_ingest.deadline import Deadline, ServiceLatency
 from tests.support.factories import FakeLambdaContext
 
 
@@ -62,17 +62,19 @@ def test_negative_margin_is_refused() -> None:
     ("remaining_ms", "margin_ms", "max_attempts", "expected"),
     [
         # plenty of time: one attempt may use the whole margin, so it always ends before Lambda's deadline
-        (900_000, 5_000, 4, (2.0, 3.0)),
+        (900_000, 5_000, 4, (1.25, 3.75)),
         # a long margin is capped at 10 s per attempt, never botocore's 60 s defaults
         (900_000, 60_000, 4, (2.0, 8.0)),
-        # little time left: all attempts of a call fit in the budget (8 s / 4 = 2 s each)
-        (13_000, 5_000, 4, (1.0, 1.0)),
-        # rounded down to half seconds: 7.8 s / 3 = 2.6 s -> 2.5 s
-        (12_800, 5_000, 3, (1.25, 1.25)),
-        # never below 1 s per attempt, even with no budget left
-        (5_000, 5_000, 4, (0.5, 0.5)),
-        # no margin: the budget alone decides
+        # little time left: an attempt still gets the margin, not a share of the budget a slow service misses
+        (13_000, 5_000, 4, (1.25, 3.75)),
+        (5_000, 5_000, 4, (1.25, 3.75)),
+        # rounded down to half seconds: a 2.3 s margin -> 2 s
+        (12_800, 2_300, 3, (0.5, 1.5)),
+        # never below 1 s per attempt
+        (900_000, 400, 4, (0.25, 0.75)),
+        # no margin: the budget is shared among the attempts (40 s / 4), floored at 1 s
         (40_000, 0, 4, (2.0, 8.0)),
+        (3_000, 0, 4, (0.25, 0.75)),
     ],
 )
 def test_attempt_timeouts_follow_the_time_left(
@@ -83,6 +85,26 @@ def test_attempt_timeouts_follow_the_time_left(
 
     # WHEN / THEN
     assert deadline.attempt_timeouts(max_attempts) == pytest.approx(expected)
+
+
+def test_a_call_starts_only_with_the_time_the_service_has_needed() -> None:
+    # GIVEN a container that saw the service answer in 0.8 s at worst, and a 1 s margin
+    latency = ServiceLatency()
+    for seconds in (0.2, 0.8, 0.5):
+        latency.observe(seconds)
+    context = FakeLambdaContext(3_000)
+    deadline = Deadline(context, margin_ms=1_000, latency=latency)
+
+    # WHEN 2 s are left before the margin THEN a call may start (0.8 s x 1.5 headroom = 1.2 s)
+    assert latency.need_s() == pytest.approx(1.2)
+    assert deadline.leaves_time_for_a_call()
+
+    # WHEN only 1 s is left before the margin THEN it may not: it would not finish in time
+    context.remaining_ms = 2_000
+    assert not deadline.leaves_time_for_a_call()
+
+    # WHEN nothing was observed yet THEN any time before the margin will do
+    assert Deadline(context, margin_ms=1_000, latency=ServiceLatency()).leaves_time_for_a_call()
 
 
 def test_attempt_timeouts_stay_within_the_margin() -> None:

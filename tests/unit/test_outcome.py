@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from personalize_ingest.model import RecordOutcome
 from personalize_ingest.outcome import Outcome
 from personalize_ingest.sources import decode_event
 from tests.support import factories as f
@@ -22,9 +23,9 @@ def test_failed_records_report_their_item_once_in_event_order() -> None:
     items = decode_event(f.load_event("kinesisStreamEvent.json")).items
     outcome = Outcome(items)
 
-    # WHEN both records of the second item and then one of the first fail
-    outcome.count_failed_records([items[1].item_id, items[1].item_id], "throttled")
-    outcome.count_failed_records([items[0].item_id], "throttled")
+    # WHEN both records of the second item and then the one of the first fail
+    outcome.record(RecordOutcome.failed(record, "throttled") for record in items[1].records)
+    outcome.record(RecordOutcome.failed(record, "throttled") for record in items[0].records)
 
     # THEN each item is reported once, in event order, and the tally counts three failed records
     assert outcome.response() == {
@@ -39,7 +40,7 @@ def test_kpl_user_record_failure_reports_the_parent_sequence_number() -> None:
     outcome = Outcome([item])
 
     # WHEN the second user record fails
-    outcome.count_failed_records([item.records[1].item_id], "deadline")
+    outcome.record([RecordOutcome.failed(item.records[1], "deadline")])
 
     # THEN the parent's sequence number is reported
     assert outcome.response() == {"batchItemFailures": [{"itemIdentifier": item.item_id}]}

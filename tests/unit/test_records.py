@@ -827,3 +827,35 @@ def test_every_entity_field_is_accepted_in_camel_case(entity_name: str) -> None:
     # THEN every element member is on the element and request members are set apart
     assert set(prepared.element) == set(rules.element)
     assert set(rules.request) <= {"sessionId", "userId"}
+
+
+@pytest.mark.parametrize(
+    ("entity", "value", "where"),
+    [
+        (EVENTS, {"sessionId": "s-1", "eventType": "click\ud800", "sentAt": 1}, "eventType holds"),
+        (ITEMS, {"itemId": "i-1", "properties": {"genre": "Hor\udfffror"}}, "properties.genre holds"),
+        (USERS, {"userId": "u-1", "properties": {"tags": ["a", "\ud83d"]}}, "properties.tags[1] holds"),
+        (ACTIONS, {"actionId": "a-1", "properties": {"x\udc00": "v"}}, "a key of properties holds"),
+    ],
+    ids=["field", "property", "list-member", "key"],
+)
+def test_a_lone_surrogate_is_rejected_locally_naming_the_field(entity: Entity, value: Any, where: str) -> None:
+    # GIVEN a record whose JSON held half of a surrogate pair (json.loads keeps it as a lone surrogate)
+    decoded = json.loads(json.dumps(value))
+
+    # WHEN prepared
+    refused = rejection(entity, decoded)
+
+    # THEN it is rejected before any call, naming the field, without quoting the text
+    assert refused.code == "invalid_unicode"
+    assert refused.reason.startswith(where)
+    assert "surrogate" in refused.reason
+
+
+def test_a_surrogate_pair_is_valid_text() -> None:
+    # GIVEN an emoji written as a JSON surrogate pair
+    decoded = json.loads('{"itemId": "i-1", "properties": {"mood": "\\ud83d\\ude00"}}')
+
+    # WHEN prepared THEN it is accepted with the character intact
+    prepared = prepare(ITEMS, record(decoded))
+    assert json.loads(prepared.element["properties"]) == {"mood": "\U0001f600"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def _no_client() -> Any:
     raise AssertionError("no rejects queue is configured, so no SQS client is needed")
 
 
-def test_unset_queue_returns_every_record_as_not_sent() -> None:
+def test_unset_queue_returns_every_record_as_not_sent(caplog: pytest.LogCaptureFixture) -> None:
     # GIVEN a sender without REJECTS_QUEUE_URL, whose client cannot be had (nothing may be sent)
     sender = RejectsSender(None, "events", client_factory=_no_client)
     record = Record("seq", KINESIS_SOURCE, {"eventType": ""}, 0.0)
@@ -76,9 +77,16 @@ def test_unset_queue_returns_every_record_as_not_sent() -> None:
     # WHEN a rejected record is sent
     not_sent = sender.send([(record, Rejection("too_short", "eventType is empty"))])
 
-    # THEN it comes back not sent, naming the variable
+    # THEN it comes back not sent, naming the variable and why the record was rejected
     assert [n.record for n in not_sent] == [record]
     assert "REJECTS_QUEUE_URL" in not_sent[0].reason
+    assert "too_short: eventType is empty" in not_sent[0].reason
+
+    # AND the log says so at WARNING with the code, the rule and the record's place, never its values
+    (logged,) = [vars(r) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (logged["code"], logged["reason"]) == ("too_short", "eventType is empty")
+    assert logged["source"]["sequenceNumber"] == KINESIS_SOURCE.sequence_number
+    assert "record" not in logged
 
 
 def test_a_record_too_deeply_nested_to_serialise_still_gets_a_valid_message() -> None:

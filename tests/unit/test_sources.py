@@ -281,7 +281,17 @@ def test_non_json_sqs_body_is_a_rejected_record_with_the_raw_text() -> None:
     assert record.decode_error.code == "invalid_json"
 
 
-@pytest.mark.parametrize("event", [{}, {"Records": []}, {"Records": [{"eventSource": "aws:dynamodb"}]}])
+def test_an_empty_records_list_is_an_empty_batch() -> None:
+    # GIVEN a console test event or a replay tool's empty batch
+    # WHEN decoded
+    decoded = decode_event({"Records": []})
+
+    # THEN there is nothing to do and nothing failed
+    assert decoded.items == []
+    assert not decoded.fifo and not decoded.direct_s3
+
+
+@pytest.mark.parametrize("event", [{}, {"Records": None}, {"Records": [{"eventSource": "aws:dynamodb"}]}])
 def test_unknown_events_are_refused(event: dict) -> None:
     # GIVEN an event that is not Kinesis, SQS or S3
     # WHEN / THEN decoding refuses it

@@ -168,3 +168,42 @@ def test_buckets_are_shared_per_target_and_rate() -> None:
 
 def test_rate_zero_means_unlimited() -> None:
     assert bucket_for("0c6a2e4f-0000-4000-8000-000000000000", 0) is None
+
+
+def test_a_throttled_call_slows_the_bucket_and_accepted_calls_restore_it() -> None:
+    # GIVEN a bucket of 10 calls/s
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+
+    # WHEN the service throttles twice, then accepts calls
+    bucket.on_throttled()
+    bucket.on_throttled()
+    slowed = bucket.rate
+    for _ in range(5):
+        bucket.on_accepted()
+    recovering = bucket.rate
+    for _ in range(100):
+        bucket.on_accepted()
+
+    # THEN the rate dropped multiplicatively, comes back additively, and never exceeds the configured rate
+    assert slowed == pytest.approx(10 * 0.7 * 0.7)
+    assert slowed < recovering < 10
+    assert bucket.rate == 10
+
+
+def test_the_rate_never_drops_below_a_tenth_of_the_configured_rate() -> None:
+    bucket = TokenBucket(10)
+    for _ in range(50):
+        bucket.on_throttled()
+    assert bucket.rate == pytest.approx(1.0)
+
+
+def test_a_slowed_bucket_spaces_calls_at_its_new_rate() -> None:
+    # GIVEN a bucket of 10 calls/s slowed once by a throttled call, its token just used
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    bucket.reserve(max_wait_s=0)
+    bucket.on_throttled()
+
+    # WHEN the next call reserves / THEN it waits 1/7 s instead of 1/10 s
+    assert bucket.reserve(max_wait_s=5) == pytest.approx(1 / 7)

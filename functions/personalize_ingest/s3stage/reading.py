@@ -19,7 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from personalize_ingest.batching import lane_key, max_per_call
 from personalize_ingest.model import Record, RecordRejected, Rejection
 from personalize_ingest.observability import logger
-from personalize_ingest.records import prepare
 from personalize_ingest.results import (
     CHANGED,
     COMPLETE,
@@ -222,9 +221,7 @@ class ObjectRead:
                 return COMPLETE, None, ()
             read_ms = started_ms - self.deadline.remaining_ms()
             calls_before = tally.api_calls
-            self._deliver(
-                chunk, self.sink.handle_prepared(chunk.rows - chunk.flushed, chunk.prepared, chunk.rejected)
-            )
+            self._deliver(chunk, self.sink.handle_prepared(chunk.prepared, chunk.rejected))
             cost.add(
                 chunk.rows,
                 read_ms,
@@ -289,7 +286,7 @@ class ObjectRead:
                 decode_error=row.error,
             )
             try:
-                ready = prepare(self.entity, record, default_event_type=self.settings.default_event_type)
+                ready = self.sink.prepare(record)
             except RecordRejected as refused:
                 chunk.rejected.append((record, refused.rejection))
                 chunk.rejected_bytes += size
@@ -311,7 +308,7 @@ class ObjectRead:
         """Set the chunk's rejected rows aside now, so they never pile up in memory."""
         rejected, chunk.rejected, chunk.rejected_bytes = chunk.rejected, [], 0
         chunk.flushed += len(rejected)
-        self._deliver(chunk, self.sink.handle_prepared(len(rejected), [], rejected))
+        self._deliver(chunk, self.sink.handle_prepared([], rejected))
 
     def _deliver(self, chunk: Chunk, handled: Handled) -> None:
         chunk.failed_lines.update(r.source.line for r, _ in handled.failed if r.source.line is not None)

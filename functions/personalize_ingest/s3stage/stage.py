@@ -53,14 +53,17 @@ class RowSink(Protocol):
     deadline: Deadline
     outcome: Outcome
 
+    def prepare(self, record: Record) -> Prepared:
+        """The record ready to send (validated, with the dataset schema when one is known); raises
+        :class:`~personalize_ingest.model.RecordRejected` with the reason otherwise."""
+        ...
+
     def handle_records(self, records: Sequence[Record]) -> Handled:
         """Prepare, deliver and set aside ``records``; account every one of them in the outcome."""
         ...
 
-    def handle_prepared(
-        self, received: int, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]
-    ) -> Handled:
-        """Deliver ``prepared`` and set aside ``rejected`` (``received`` records in all); account every one."""
+    def handle_prepared(self, prepared: list[Prepared], rejected: list[tuple[Record, Rejection]]) -> Handled:
+        """Deliver ``prepared`` and set aside ``rejected``; account every one (one outcome per record)."""
         ...
 
 

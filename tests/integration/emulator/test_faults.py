@@ -4,7 +4,9 @@ changes through the admin API."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import socket
 from collections import Counter
 from typing import Any
 
@@ -194,3 +196,72 @@ def test_invalid_fault_settings_are_refused(emulator: EmulatorHandle, settings: 
     with pytest.raises(EmulatorAdminError):
         emulator.set_faults(**settings)
     assert emulator.faults()["errorRate"] == 0.0
+
+
+def test_lost_responses_are_stored_and_the_drop_is_logged(
+    emulator: EmulatorHandle, client_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN 20% of requests stored and then left without an answer, next to 10% dropped before storing
+    # (botocore's retry quota allows about 50 retries of connection errors per client)
+    emulator.set_faults(drop_rate=0.1, lost_response_rate=0.2, seed=8)
+    client = client_factory(max_attempts=12)
+    caplog.set_level(logging.INFO, logger="emulator.server")
+
+    # WHEN 40 events with deterministic eventIds are put one by one
+    for index in range(40):
+        client.put_events(trackingId=DEFAULT_TRACKING_ID, sessionId="s", eventList=[event(eventId=f"e-{index}")])
+
+    # THEN every event is stored; each stored request whose answer was lost shows in the call log as status 0
+    # with its requestId among the stored rows, and only those made the retries duplicates
+    calls = emulator.calls()
+    rows = emulator.records("events")
+    stored_requests = {row["requestId"] for row in rows}
+    dropped = [call for call in calls if call["status"] == 0]
+    lost = [call for call in dropped if call["requestId"] in stored_requests]
+    assert _within_tolerance(len(dropped), 0.3, len(calls)), (len(dropped), len(calls))
+    assert _within_tolerance(len(lost), 0.2, len(calls)), (len(lost), len(calls))
+    assert 0 < len(lost) < len(dropped)
+    assert {row["element"]["eventId"] for row in rows} == {f"e-{n}" for n in range(40)}
+    assert sum(row["duplicate"] for row in rows) == len(lost)
+    # THEN every dropped connection was logged by the server
+    logged = [r for r in caplog.records if "dropped without an answer" in r.getMessage()]
+    assert len(logged) == len(dropped)
+
+
+def test_latency_spikes_hit_their_share_of_calls(emulator: EmulatorHandle, client: Any) -> None:
+    # GIVEN a base latency of 1 ms and 25% of answers 40 ms later still
+    emulator.set_quota("PutItems", 0)
+    emulator.set_faults(latency_ms=1, spike_rate=0.25, spike_ms=40, seed=4)
+
+    # WHEN calls are made
+    for index in range(80):
+        client.put_items(datasetArn=ITEMS, items=[{"itemId": f"i-{index}"}])
+
+    # THEN each call carries the base or the spiked latency, spikes at the configured rate
+    latencies = Counter(call["latencyMs"] for call in emulator.calls())
+    assert set(latencies) == {1.0, 41.0}
+    assert _within_tolerance(latencies[41.0], 0.25, 80), latencies
+
+
+def test_the_listening_socket_queues_a_burst_of_connections() -> None:
+    # GIVEN an emulator whose serving thread is busy (not accepting) while 128 clients connect at once
+    from emulator.server import LISTEN_BACKLOG, make_server
+    from emulator.service import Emulator
+    from emulator.store import Store
+
+    server = make_server(Emulator(default_config(), Store(":memory:")))
+    try:
+        host, port = server.server_address[:2]
+        sockets = []
+        # WHEN 128 connections are opened before any is accepted
+        for _ in range(128):
+            connection = socket.create_connection((str(host), port), timeout=2)
+            sockets.append(connection)
+        # THEN none was refused: the backlog holds them
+        assert LISTEN_BACKLOG >= 128
+        assert len(sockets) == 128
+    finally:
+        for connection in sockets:
+            connection.close()
+        server.server_close()
+        server.emulator.store.close()
