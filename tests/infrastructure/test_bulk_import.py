@@ -128,6 +128,20 @@ def test_tracker_runs_every_minute_with_least_privilege(bulk: Synthesized) -> No
     ]
     assert tracker["Properties"]["Environment"]["Variables"]["BULK_IMPORT_ENTITIES"] == "events,items"
     assert tracker["Properties"]["ReservedConcurrentExecutions"] == 1
+    # built as the ingest functions are: the same code asset (Powertools bundled, no layer), runtime,
+    # architecture, and a log group kept or deleted as theirs are
+    (items_function,) = [
+        v
+        for v in bulk.resources("AWS::Lambda::Function").values()
+        if v["Properties"].get("Handler") == "items.handler.lambda_handler"
+    ]
+    for key in ("Code", "Runtime", "Architectures"):
+        assert tracker["Properties"][key] == items_function["Properties"][key], key
+    assert "Layers" not in tracker["Properties"]
+    log_groups = bulk.resources("AWS::Logs::LogGroup")
+    tracker_logs = log_groups[tracker["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]
+    items_logs = log_groups[items_function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert tracker_logs["DeletionPolicy"] == items_logs["DeletionPolicy"]
     bulk.template.has_resource_properties(
         "AWS::Events::Rule",
         {
@@ -161,6 +175,14 @@ def test_tracker_runs_every_minute_with_least_privilege(bulk: Synthesized) -> No
 
 
 def test_failed_imports_raise_an_alarm_per_entity(bulk: Synthesized) -> None:
+    (topic_id,) = bulk.resources("AWS::SNS::Topic")
+    failed = [
+        a
+        for a in bulk.resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "BulkImportsFailed"
+    ]
+    assert len(failed) == 2
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in failed)
     for entity in ("items", "events"):
         bulk.template.has_resource_properties(
             "AWS::CloudWatch::Alarm",

@@ -275,6 +275,8 @@ def test_on_a_fifo_queue_a_waiting_file_fails_its_message_for_retry(route: Route
         ("items/import/empty.csv", b"", 1, "empty_file"),
         ("items/import/header-only.csv", b"ITEM_ID,GENRES,PRICE\n", 2, "empty_file"),
         ("items/badrow.csv", items_csv(60) + b",Comedy,1\n" + items_csv(5, start=100)[21:], 62, "missing_field"),
+        # checked against the dataset's schema as the streaming path checks rows: PRICE is a float
+        ("items/badprice.csv", items_csv(60) + b"item-x,Comedy,cheap\n", 62, "invalid_type"),
     ],
 )
 def test_files_that_fail_the_checks_are_refused_with_line_numbers(
