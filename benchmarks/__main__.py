@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks import (
     baselines,
+    bulk_import,
     files,
     items,
     kinesis,
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, Callable[[Bench, bool, argparse.Namespace], list[dict[str, 
     baselines.SCENARIO: lambda bench, quick, _: baselines.run(bench, quick),
     schema_calls.SCENARIO: lambda bench, quick, _: schema_calls.run(bench, quick),
     files.SCENARIO: lambda bench, quick, _: files.run(bench, quick),
+    bulk_import.SCENARIO: lambda bench, quick, _: bulk_import.run(bench, quick),
 }
 NEEDS_MOVIELENS = frozenset({prepare_cpu.SCENARIO, s3_events.SCENARIO, items.SCENARIO, kinesis.SCENARIO})
 """Scenarios that read MovieLens small; the others generate their data and run without it."""

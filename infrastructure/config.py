@@ -15,8 +15,9 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
+from infrastructure.bulk_import_config import BulkImportConfig, parse_bulk_import
 from infrastructure.concurrency import ConcurrencyBudget
 from infrastructure.config_dataset_schema import (
     FROM_DATASET,
@@ -77,10 +78,18 @@ class EntityConfig(Schema):
     schema_arn: Annotated[str | None, matching(SCHEMA_ARN_PATTERN, SCHEMA_ARN_FORM, optional=True)] = Field(
         None, alias="schemaArn"
     )
+    bulk_import_raw: Any = Field(None, alias="bulkImport")
+    """The import route's key as written; checked against the target and sources into :attr:`bulk_import`."""
+    _bulk_import: BulkImportConfig | None = PrivateAttr(None)
 
     @property
     def target(self) -> str:
         raise NotImplementedError
+
+    @property
+    def bulk_import(self) -> BulkImportConfig | None:
+        """The import route (infrastructure/bulk_import_config.py); None when off."""
+        return self._bulk_import
 
     @property
     def kinesis(self) -> KinesisSource | None:
@@ -181,6 +190,7 @@ class EntityConfig(Schema):
             self.function.calls_per_second = budget.default_calls_per_second
         elif not budget.within_quota(self.function.calls_per_second):
             raise invalid(budget.over_quota(self.function.calls_per_second), "function.callsPerSecond")
+        self._bulk_import = parse_bulk_import(self.bulk_import_raw, self.entity, self.target, self.s3 is not None)
         return self
 
 

@@ -138,14 +138,15 @@ def support_client(service: str, deadline: Deadline) -> Any:
     return _cached(key, service, config)
 
 
-def control_plane_client(service: str = "personalize") -> Any:
-    """The container's control-plane client (``personalize``): short timeouts, standard retries."""
+def control_plane_client(service: str = "personalize", attempts: int = CONTROL_PLANE_ATTEMPTS) -> Any:
+    """The container's control-plane client (``personalize``): short timeouts, standard retries, ``attempts``
+    tries in all (first one included)."""
     connect_s, read_s = CONTROL_PLANE_TIMEOUTS_S
-    key = (service, "control", *endpoint_variables(service))
+    key = (service, "control", attempts, *endpoint_variables(service))
     config = Config(
         connect_timeout=connect_s,
         read_timeout=read_s,
-        retries={"mode": "standard", "total_max_attempts": CONTROL_PLANE_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": attempts},
     )
     return _cached(key, service, config)
 
