@@ -20,7 +20,7 @@ demo: ## the whole pipeline on this machine from the synthesized stack, then a r
 test: ## lint, type-check and every test (fresh clone: tests needing ../shared/data skip)
 synth: ## the CloudFormation template, offline, into cdk.out/
 deploy: ## deploy the stack (needs AWS credentials and a bootstrapped account)
-bench: ## the benchmarks (needs MovieLens small in ../shared/data; docs/benchmarks.md)
+bench: ## the benchmarks with baselines, met / not met (MovieLens scenarios need ../shared/data; docs/benchmarks.md)
 
 -include mk/*.mk
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from emulator.faults import FaultSettings, FaultSettingsError
+from emulator.imports import ImportSettings
 from emulator.operations import operations
 from emulator.service import Answer, Emulator
 from emulator.store import ENTITY_TABLES
@@ -82,6 +83,20 @@ def _put_quotas(emulator: Emulator, query: Mapping[str, str], body: Any) -> Any:
     return emulator.quotas.rates()
 
 
+def _get_import_jobs(emulator: Emulator, query: Mapping[str, str], body: Any) -> Any:
+    jobs = emulator.control_plane.jobs
+    return {"settings": jobs.settings.as_dict(), "jobs": [job.describe() for job in jobs.listing(None)]}
+
+
+def _put_import_jobs(emulator: Emulator, query: Mapping[str, str], body: Any) -> Any:
+    jobs = emulator.control_plane.jobs
+    try:
+        jobs.change(ImportSettings.from_dict({**jobs.settings.as_dict(), **(body or {})}))
+    except (TypeError, ValueError) as exc:
+        raise AdminError(400, str(exc)) from exc
+    return jobs.settings.as_dict()
+
+
 _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "health"): _health,
     ("GET", "resources"): _resources,
@@ -93,6 +108,8 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("PUT", "faults"): _put_faults,
     ("GET", "quotas"): _get_quotas,
     ("PUT", "quotas"): _put_quotas,
+    ("GET", "import-jobs"): _get_import_jobs,
+    ("PUT", "import-jobs"): _put_import_jobs,
 }
 
 

@@ -62,6 +62,10 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="throttling answer: 400 ThrottlingException (default) or 429 TooManyRequestsException",
     )
     parser.add_argument("--faults", help='starting faults as JSON, e.g. \'{"errorRate": 0.05, "seed": 1}\'')
+    parser.add_argument(
+        "--import-jobs",
+        help='dataset import job settings as JSON, e.g. \'{"pendingSeconds": 1, "inProgressSeconds": 2}\'',
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default WARNING)")
 
 
@@ -86,6 +90,8 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         config.throttle_status = args.throttle_status
     if args.faults:
         config.faults = json.loads(args.faults)
+    if args.import_jobs:
+        config.import_jobs = json.loads(args.import_jobs)
     try:
         FaultSettings.from_dict(config.faults)
     except FaultSettingsError as exc:

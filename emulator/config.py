@@ -92,6 +92,8 @@ class EmulatorConfig:
     check (for tests that freeze time). Only checked when ``verify_signatures`` is on."""
     max_event_bytes: int = 10 * 1024
     """NOTE: developer guide quota "maximum size of an event: 10 KB", checked on each serialised element."""
+    import_jobs: dict[str, Any] = field(default_factory=dict)
+    """Dataset import job settings, ``importJobs`` in the file (see ``emulator.imports.ImportSettings``)."""
 
 
 def default_group() -> DatasetGroup:
@@ -194,6 +196,7 @@ def load_config(path: str | Path) -> EmulatorConfig:
     config.max_event_bytes = int(raw.get("maxEventBytes", config.max_event_bytes))
     config.max_clock_skew_s = float(raw.get("maxClockSkewSeconds", config.max_clock_skew_s))
     config.throttle_status = int(raw.get("throttleStatus", config.throttle_status))
+    config.import_jobs = dict(raw.get("importJobs", {}))
     check_config(config)
     return config
 
@@ -207,6 +210,12 @@ def check_config(config: EmulatorConfig) -> None:
             if resource in seen:
                 raise ConfigError(f"{resource} is used by groups {seen[resource]} and {group.name}")
             seen[resource] = group.name
+    from emulator.imports import ImportSettings  # imports botocore's clients: only when configuring
+
+    try:
+        ImportSettings.from_dict(config.import_jobs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
     if config.throttle_status not in THROTTLE_CODES:
         raise ConfigError(f"throttleStatus must be one of {sorted(THROTTLE_CODES)}")
     unknown = {op for op in config.quotas if op not in DEFAULT_QUOTAS}

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from emulator.admin import ADMIN_PREFIX, handle_admin
+from emulator.control_plane import TARGET_PREFIX
 from emulator.operations import operations_by_path
 from emulator.service import Answer, Emulator, error_answer
 from emulator.signing import SignedRequest
@@ -113,18 +114,24 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(ADMIN_PREFIX):
             self._send(handle_admin(emulator, self.command, path, query, body))
             return
+        amz_target = self.headers.get("X-Amz-Target") or ""
         operation = operations_by_path().get(path)
+        if path == "/" and amz_target.startswith(TARGET_PREFIX) and self.command == "POST":
+            self._send(emulator.control_plane.call(amz_target, self._signed_request(body)))
+            return
         if operation is None or self.command != "POST":
             self._send(
                 error_answer(404, "UnknownOperationException", f"No operation at {self.command} {path}", "")
             )
             return
+        self._send(emulator.call(operation, self._signed_request(body), self._generation))
+
+    def _signed_request(self, body: bytes) -> SignedRequest:
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():
             headers.setdefault(name.lower(), []).append(value)
         host = self.headers.get("Host") or self.server.url.removeprefix("http://")
-        request = SignedRequest(self.command, f"http://{host}{self.path}", headers, body)
-        self._send(emulator.call(operation, request, self._generation))
+        return SignedRequest(self.command, f"http://{host}{self.path}", headers, body)
 
     def _read_body(self) -> bytes:
         # NOTE: SDKs send JSON bodies with Content-Length, but HTTP/1.1 clients may stream them chunked

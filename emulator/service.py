@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator.config import THROTTLE_CODES, EmulatorConfig
 from emulator.faults import NO_FAULT, FaultDecision, Faults, FaultSettings
@@ -30,6 +30,9 @@ from emulator.quotas import Quotas
 from emulator.signing import AuthError, SignedRequest, access_key_of, verify
 from emulator.store import Call, Store
 from emulator.validation import RequestInvalid, check_shape, element_count, request_members, validate_request
+
+if TYPE_CHECKING:
+    from emulator.control_plane import ControlPlane
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +99,10 @@ class Emulator:
         self._generation = 0
         self._in_flight = 0
         self._refusing = False
+        from emulator.control_plane import ControlPlane  # the control plane builds on this module's Answer
+
+        self.control_plane: ControlPlane = ControlPlane(self)
+        """The ``personalize`` control-plane calls of bulk imports (emulator/control_plane.py)."""
 
     @property
     def generation(self) -> int:
@@ -143,6 +150,7 @@ class Emulator:
             self._generation += 1
             if records:
                 self.store.reset()
+                self.control_plane.reset()
             if faults:
                 self.faults.reset()
             if quotas:
@@ -249,8 +257,8 @@ class Emulator:
                 error_code=code,
                 message=message,
                 elements=element_count(operation, body),
-                invocation_id=_header(request, "amz-sdk-invocation-id"),
-                attempt=_attempt(_header(request, "amz-sdk-request")),
+                invocation_id=header_value(request, "amz-sdk-invocation-id"),
+                attempt=attempt_number(header_value(request, "amz-sdk-request")),
                 latency_ms=decision.latency_s * 1000.0,
             )
             with self._in_generation(generation) as current:
@@ -263,7 +271,7 @@ class Emulator:
                 request_id,
                 status,
                 code or "",
-                access_key_of(_header(request, "authorization")),
+                access_key_of(header_value(request, "authorization")),
             )
             if decision.latency_s > 0:
                 time.sleep(decision.latency_s)
@@ -330,12 +338,12 @@ def _decode(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _header(request: SignedRequest, name: str) -> str | None:
+def header_value(request: SignedRequest, name: str) -> str | None:
     values = request.headers.get(name)
     return values[0] if values else None
 
 
-def _attempt(sdk_request: str | None) -> int | None:
+def attempt_number(sdk_request: str | None) -> int | None:
     # botocore sends "amz-sdk-request: attempt=2; max=5".
     for part in (sdk_request or "").split(";"):
         key, _, value = part.strip().partition("=")

@@ -93,6 +93,15 @@ class EmulatorHandle:
     def quotas(self) -> dict[str, Any]:
         return self._get("quotas")
 
+    def import_jobs(self) -> dict[str, Any]:
+        """``{"settings": {...}, "jobs": [DescribeDatasetImportJob's datasetImportJob, ...]}``, newest first."""
+        return self._get("import-jobs")
+
+    def set_import_jobs(self, **settings: Any) -> dict[str, Any]:
+        """Change import job settings (``pending_seconds``, ``in_progress_seconds``, ``s3_endpoint_url``,
+        ``check_access``, ``max_unfinished_jobs``); a reset restores the configured ones."""
+        return self._send("PUT", "import-jobs", {_camel(name): value for name, value in settings.items()})
+
     def _get(self, route: str, query: Mapping[str, Any] | None = None) -> Any:
         params = {key: value for key, value in (query or {}).items() if value is not None}
         return self._send("GET", route + (f"?{urlencode(params)}" if params else ""), None)

@@ -38,6 +38,9 @@ def _pattern(expression: str) -> re.Pattern[str]:
     # NOTE: the model's patterns are ECMAScript regular expressions (Smithy), where ``$`` matches only at the end
     # of the input; Python's ``$`` also matches before a final newline, which would let "source\n" through
     # ``^[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*$``. ``\Z`` is the ECMAScript meaning.
+    # The control plane's model (personalize) also uses the Unicode property class \p{ASCII}, which Python's re
+    # does not know.
+    expression = expression.replace("\\p{ASCII}", "[\\x00-\\x7F]")
     return re.compile(_END_ANCHOR.sub(r"\1\\Z", expression))
 
 

@@ -15,9 +15,18 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
+from infrastructure.bulk_import_config import BulkImportConfig, parse_bulk_import
 from infrastructure.concurrency import ConcurrencyBudget
+from infrastructure.config_dataset_schema import (
+    FROM_DATASET,
+    SCHEMA_ARN_FORM,
+    SCHEMA_FORM,
+    checked_inline,
+    compact,
+    schema_region,
+)
 from infrastructure.config_fields import (
     LOG_RETENTION,
     Schema,
@@ -28,8 +37,10 @@ from infrastructure.config_fields import (
     one_of,
     show,
 )
+from infrastructure.config_function import FunctionSettings
 from infrastructure.config_sources import KinesisSource, S3Source, Sources, SqsSource
-from personalize_ingest.contract import DATASET_ARN_PATTERN, TRACKING_ID_PATTERN
+from personalize_ingest import contract
+from personalize_ingest.contract import DATASET_ARN_PATTERN, SCHEMA_ARN_PATTERN, TRACKING_ID_PATTERN
 from personalize_ingest.entities import ACTION_INTERACTIONS, ACTIONS, ENTITIES, EVENTS, ITEMS, USERS, Entity
 
 CONTEXT_KEY = "personalize"
@@ -53,35 +64,6 @@ TOPIC_ARN_PATTERN = re.compile(r"^arn:[a-z\d-]+:sns:(?P<region>[a-z\d-]+):\d{12}
 # -- functions and entities --
 
 
-class FunctionSettings(Schema):
-    """The Lambda function and the runtime knobs it reads from its environment."""
-
-    memory_mb: Annotated[int, integer(128, 10_240)] = Field(512, alias="memorySize")
-    timeout_s: Annotated[int, integer(10, 900)] = Field(120, alias="timeoutSeconds")
-    reserved_concurrency: Annotated[int | None, integer(1, 1000, optional=True)] = Field(
-        None, alias="reservedConcurrency"
-    )
-    """Opt-in: reserving takes concurrency from the account's pool (docs/deploy.md, "Concurrency")."""
-    calls_per_second: Annotated[float, number(0.01, 100_000)] = Field(0.0, alias="callsPerSecond")
-    """Token bucket per invocation; by default the quota shared among the most invocations that can run at once."""
-    max_concurrent_calls: Annotated[int, integer(1, 64)] = Field(8, alias="maxConcurrentCalls")
-    max_attempts: Annotated[int, integer(1, 20)] = Field(4, alias="maxAttempts")
-    deadline_margin_ms: Annotated[int, integer(0, 60_000)] = Field(5000, alias="deadlineMarginMs")
-    default_event_type: Annotated[
-        str | None, matching(re.compile(r"^.{1,256}$"), "an event type (1-256 characters)", optional=True)
-    ] = Field(None, alias="defaultEventType")
-
-    @model_validator(mode="after")
-    def _margin(self) -> FunctionSettings:
-        if self.deadline_margin_ms >= self.timeout_s * 1000:
-            raise invalid(
-                f"expected less than the function timeout ({self.timeout_s * 1000} ms), "
-                f"got {self.deadline_margin_ms}",
-                "deadlineMarginMs",
-            )
-        return self
-
-
 class EntityConfig(Schema):
     """One deployed entity: its target, its sources and its function. Subclasses name the entity."""
 
@@ -91,10 +73,23 @@ class EntityConfig(Schema):
     quota_per_second: Annotated[float | None, number(0.1, 1_000_000, optional=True)] = Field(
         None, alias="quotaPerSecond"
     )
+    dataset_schema: Annotated[dict[str, Any] | str | None, SCHEMA_FORM] = Field(None, alias="schema")
+    """The dataset's Avro schema (a JSON object), or ``fromDataset`` (infrastructure/config_dataset_schema.py)."""
+    schema_arn: Annotated[str | None, matching(SCHEMA_ARN_PATTERN, SCHEMA_ARN_FORM, optional=True)] = Field(
+        None, alias="schemaArn"
+    )
+    bulk_import_raw: Any = Field(None, alias="bulkImport")
+    """The import route's key as written; checked against the target and sources into :attr:`bulk_import`."""
+    _bulk_import: BulkImportConfig | None = PrivateAttr(None)
 
     @property
     def target(self) -> str:
         raise NotImplementedError
+
+    @property
+    def bulk_import(self) -> BulkImportConfig | None:
+        """The import route (infrastructure/bulk_import_config.py); None when off."""
+        return self._bulk_import
 
     @property
     def kinesis(self) -> KinesisSource | None:
@@ -132,6 +127,45 @@ class EntityConfig(Schema):
     def max_concurrent_invocations(self) -> int:
         return self.budget.max_invocations
 
+    @property
+    def schema_from_dataset(self) -> bool:
+        return self.dataset_schema == FROM_DATASET
+
+    @property
+    def schema_variable(self) -> tuple[str, str] | None:
+        """The environment variable (contract name, value) that tells the function where its dataset schema is;
+        None without a schema."""
+        if self.schema_arn is not None:
+            return contract.DATASET_SCHEMA_ARN, self.schema_arn
+        if self.schema_from_dataset:
+            return contract.DATASET_SCHEMA_ARN, contract.SCHEMA_FROM_DATASET
+        if isinstance(self.dataset_schema, dict):
+            return contract.DATASET_SCHEMA, compact(self.dataset_schema)
+        return None
+
+    @model_validator(mode="after")
+    def _schema(self) -> EntityConfig:
+        if self.dataset_schema is not None and self.schema_arn is not None:
+            raise invalid("give schema or schemaArn, not both", "schemaArn")
+        if self.schema_from_dataset and self.entity.dataset_type is None:
+            raise invalid(
+                f'"{FROM_DATASET}" needs a dataset target; {self.entity.name} sends with a tracking id, which '
+                "names no dataset: give its dataset's schema ARN in schemaArn, or the schema itself",
+                "schema",
+            )
+        if isinstance(self.dataset_schema, dict):
+            error = checked_inline(self.dataset_schema, self.entity)
+            if error is not None:
+                raise error
+        return self
+
+    @model_validator(mode="after")
+    def _s3_settings(self) -> EntityConfig:
+        given = self.function.s3_keys_set
+        if given and self.s3 is None:
+            raise invalid("only with an s3 source (it acts on S3 objects)", f"function.{given[0]}")
+        return self
+
     @model_validator(mode="after")
     def _arithmetic(self) -> EntityConfig:
         if self.function.default_event_type is not None and self.entity is not EVENTS:
@@ -156,6 +190,7 @@ class EntityConfig(Schema):
             self.function.calls_per_second = budget.default_calls_per_second
         elif not budget.within_quota(self.function.calls_per_second):
             raise invalid(budget.over_quota(self.function.calls_per_second), "function.callsPerSecond")
+        self._bulk_import = parse_bulk_import(self.bulk_import_raw, self.entity, self.target, self.s3 is not None)
         return self
 
 
@@ -289,6 +324,11 @@ class IngestConfig(Schema):
     def dataset_regions(self) -> dict[str, str]:
         """``{entity: region}`` of every dataset target."""
         return {e.entity.name: e.region for e in self.entities if isinstance(e, DatasetEntity)}
+
+    @property
+    def schema_regions(self) -> dict[str, str]:
+        """``{entity: region}`` of every ``schemaArn`` (the function reads it in its own region)."""
+        return {e.entity.name: schema_region(e.schema_arn) for e in self.entities if e.schema_arn is not None}
 
     @property
     def alarm_topic_region(self) -> str | None:

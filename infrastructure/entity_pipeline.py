@@ -12,7 +12,7 @@ from constructs import Construct
 from infrastructure import nag
 from infrastructure.config import EntityConfig
 from infrastructure.feeds import KinesisFeed, S3Feed, SqsFeed
-from infrastructure.ingest_function import IngestFunction, SharedResources
+from infrastructure.ingest_function import IngestFunction, SharedResources, schemas_in_account_of
 from personalize_ingest.contract import PROGRESS_FOLDER, RESULTS_PREFIX
 
 _T = TypeVar("_T")
@@ -113,6 +113,14 @@ class EntityPipeline(Construct):
                 "(reason next to the statement)."
             )
         nag.acknowledge(self.role, "IAM5", star_reason, finding="Resource::*")
+        if self.config.schema_from_dataset:
+            nag.acknowledge(
+                self.role,
+                "IAM5",
+                "DescribeSchema of the target dataset's schema, whose name only DescribeDataset tells at run "
+                "time: scoped to the schemas of the dataset's own account and region, read-only.",
+                finding=f"Resource::{schemas_in_account_of(self.config.target)}",
+            )
         if shared.ingest_bucket is not None and self.config.s3 is not None:
             bucket_arn = nag.arn_reference(shared.ingest_bucket)
             prefix = entity.s3_prefix

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from infrastructure import nag
 from infrastructure.buckets import AccessLogsBucket, FailedBatchesBucket, IngestBucket
+from infrastructure.bulk_import import BulkImport
 from infrastructure.bundling import function_code
 from infrastructure.config import IngestConfig
 from infrastructure.config_fields import LOG_RETENTION_NAMES
@@ -109,6 +110,19 @@ class PersonalizeIngestStack(Stack):
             alarm_email=config.alarm_email,
             alarm_topic_arn=config.alarm_topic_arn,
         )
+        bulk = [p for p in self.pipelines.values() if p.config.bulk_import is not None]
+        self.bulk_import = (
+            BulkImport(
+                self,
+                "BulkImport",
+                pipelines=bulk,
+                bucket=shared.ingest_bucket,
+                shared=shared,
+                monitoring=self.monitoring,
+            )
+            if bulk and shared.ingest_bucket is not None
+            else None
+        )
         self._acknowledge_cdk_internals()
         self._outputs()
 
@@ -121,6 +135,8 @@ class PersonalizeIngestStack(Stack):
         CloudFormation creates or changes anything, so a wrong region fails the deploy instead of every call.
         """
         targets = {f"entities.{name}.datasetArn": region for name, region in self.config.dataset_regions.items()}
+        # A schema is read with DescribeSchema in the function's region: one of another region is never found.
+        targets |= {f"entities.{name}.schemaArn": region for name, region in self.config.schema_regions.items()}
         if self.config.alarm_topic_region is not None:
             # CloudWatch alarms can notify only a topic of their own region.
             targets["alarmTopicArn"] = self.config.alarm_topic_region
@@ -178,6 +194,8 @@ class PersonalizeIngestStack(Stack):
         if self.ingest_bucket is not None:
             CfnOutput(self, "IngestBucketName", value=self.ingest_bucket.bucket.bucket_name)
             CfnOutput(self, "ResultsPrefix", value=RESULTS_PREFIX)
+        if self.bulk_import is not None:
+            CfnOutput(self, "BulkImportRoleArn", value=self.bulk_import.service_role.role_arn)
         if self.failed_batches is not None:
             CfnOutput(self, "FailedBatchesBucketName", value=self.failed_batches.bucket.bucket_name)
         for name, pipeline in self.pipelines.items():

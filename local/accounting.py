@@ -55,6 +55,8 @@ class Evidence:
     """source positions of records in a DLQ or an on-failure destination."""
     dead_lettered_bodies: set[str] = field(default_factory=set)
     unmatched_rejects: int = 0
+    imports: list[dict[str, Any]] = field(default_factory=list)
+    """Result files of objects that took the import route (docs/bulk-import.md)."""
 
 
 def _admin(emulator_url: str, path: str) -> Any:
@@ -108,7 +110,21 @@ def gather(stack: LocalStack, moto_url: str, emulator_url: str, sent: list[SentR
             evidence.unmatched_rejects += position not in sent_positions
 
     _gather_dead_letters(stack, sqs, s3, sent, evidence)
+    _gather_imports(stack, s3, sent, evidence)
     return evidence
+
+
+def _gather_imports(stack: LocalStack, s3: S3Client, sent: list[SentRecord], evidence: Evidence) -> None:
+    keys = sorted({record.position[1] for record in sent if record.position[0] == "s3"})
+    for bucket in stack.buckets.values():
+        for key in keys:
+            try:
+                body = s3.get_object(Bucket=bucket.name, Key=f"results/{key}.result.json")["Body"].read()
+            except s3.exceptions.NoSuchKey:
+                continue
+            document = json.loads(body)
+            if document.get("route") == "import":
+                evidence.imports.append(document)
 
 
 def _gather_dead_letters(

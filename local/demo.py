@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from local.accounting import account, gather
-from local.feed import SAMPLES_DIR, Feeder, read_samples
+from local.feed import SAMPLES_DIR, Feeder, generated_catalogue, read_samples
 from local.report import Report, render
 from local.resources import create_resources
 from local.runner import Runner
@@ -31,12 +31,17 @@ from local.stack import LocalStack, read_stack
 from local.template import LocalAccount, TemplateError, load_template
 from personalize_ingest.contract import DATASET_ARN_VARIABLE, TRACKING_ID_VARIABLE
 
+sys.path.insert(0, str(REPO_ROOT / "functions"))
+from personalize_ingest.bulk_routing import DEFAULT_MIN_ROWS, ENABLED_VARIABLE, MIN_ROWS_VARIABLE
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 DEFAULT_STACK = "PersonalizeIngest"
 DEFAULT_TIME_SCALE = 0.01
 """LOCAL_TIME_SCALE's default: a 360 s visibility timeout becomes 4 s, a 60 s retry backoff 0.6 s."""
+IMPORT_JOB_TIMES = {"pendingSeconds": 0.5, "inProgressSeconds": 1.0}
+"""How long the emulator's import jobs stay pending and in progress (the service takes minutes)."""
 DRAIN_CHECK_INTERVAL_S = 0.5
 DRAIN_STABLE_CHECKS = 2
 
@@ -63,8 +68,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def emulator_config(stack: LocalStack) -> dict[str, Any]:
-    """An emulator configuration serving exactly the tracking ids and dataset ARNs the functions are given."""
+def emulator_config(stack: LocalStack, moto_url: str | None = None) -> dict[str, Any]:
+    """An emulator configuration serving exactly the tracking ids and dataset ARNs the functions are given; its
+    import jobs read from moto at ``moto_url`` and check the role and bucket policy created there."""
     group: dict[str, Any] = {"name": "template", "datasets": {}}
     for function in stack.functions.values():
         env = function.environment
@@ -75,10 +81,23 @@ def emulator_config(stack: LocalStack) -> dict[str, Any]:
         elif env.get(DATASET_ARN_VARIABLE):
             arn = env[DATASET_ARN_VARIABLE]
             group["datasets"][arn.rsplit("/", 1)[-1]] = arn
-    return {
+    config: dict[str, Any] = {
         "datasetGroups": [group],
         "credentials": [{"accessKeyId": "testing", "secretAccessKey": "testing"}],
     }
+    if moto_url is not None:
+        config["importJobs"] = {**IMPORT_JOB_TIMES, "s3EndpointUrl": moto_url}
+    return config
+
+
+def import_route_rows(stack: LocalStack) -> int | None:
+    """Rows of the generated catalogue when the template turns the items import route on: a quarter above its
+    threshold, so the row estimate (from the file's first 64 KiB) lands above it."""
+    for function in stack.functions.values():
+        env = function.environment
+        if function.entity == "items" and env.get(ENABLED_VARIABLE) == "true":
+            return int(env.get(MIN_ROWS_VARIABLE) or DEFAULT_MIN_ROWS) * 5 // 4
+    return None
 
 
 def wait_until_drained(runner: Runner, sqs: SQSClient, queue_urls: Sequence[str], timeout_s: float) -> bool:
@@ -128,7 +147,7 @@ def run(args: argparse.Namespace) -> tuple[Report, list[int]]:
         _say(started, f"moto server (Kinesis, SQS, S3) on {moto_url}")
         stack = read_stack(template, LocalAccount(args.stack, endpoint_url=moto_url))
         config_path = args.run_dir / "emulator.json"
-        config_path.write_text(json.dumps(emulator_config(stack), indent=2), encoding="utf-8")
+        config_path.write_text(json.dumps(emulator_config(stack, moto_url), indent=2), encoding="utf-8")
         emulator_url = start_emulator(children, config_path)
         _say(started, f"Personalize Events emulator on {emulator_url}")
         create_resources(stack, moto_url, time_scale=args.time_scale)
@@ -143,7 +162,12 @@ def run(args: argparse.Namespace) -> tuple[Report, list[int]]:
         runner.start()
         try:
             feed_started = time.monotonic()
-            sent = Feeder(stack, moto_url).feed(read_samples(args.samples, limit=args.limit))
+            samples = read_samples(args.samples, limit=args.limit)
+            catalogue_rows = import_route_rows(stack)
+            if catalogue_rows is not None:
+                # A file at the items import route's threshold: it goes to a dataset import job, not PutItems.
+                samples.append(generated_catalogue(catalogue_rows))
+            sent = Feeder(stack, moto_url).feed(samples)
             by_source = Counter(f"{record.entity}/{record.source}" for record in sent)
             _say(started, "sent " + ", ".join(f"{n} {name}" for name, n in by_source.items()))
             sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=stack.account.region)

@@ -106,6 +106,24 @@ def read_samples(samples_dir: Path = SAMPLES_DIR, *, limit: int | None = None) -
     return selected
 
 
+CATALOGUE_SAMPLE = SampleFile("catalogue.csv", "items", ("s3",))
+"""A generated items file large enough for the import route (only fed when the template turns the route on)."""
+
+
+def generated_catalogue(rows: int) -> SampleLines:
+    """``rows`` items in the bulk layout of samples/items.csv, with ids no sample file uses."""
+    header = "ITEM_ID,CATEGORY_L1,BRAND,PRICE,CREATION_TIMESTAMP"
+    categories = ("tents", "backpacks", "sleeping-bags", "stoves", "lamps")
+    lines = [
+        (
+            number + 2,
+            f"bulk-{number:06d},{categories[number % 5]},Cairn,{number % 900 + 9.5:.2f},{1759741307 + number}",
+        )
+        for number in range(rows)
+    ]
+    return SampleLines(CATALOGUE_SAMPLE, header, lines)
+
+
 @dataclass(frozen=True, slots=True)
 class EntitySources:
     """The sources the template wires to one entity's function."""

@@ -64,6 +64,18 @@ class Report:
                 entity: {"invocations": n, "failed": f} for entity, (n, f) in self.invocations.items()
             },
             "rows": rows,
+            "imports": [
+                {
+                    "key": document.get("key"),
+                    "status": document.get("status"),
+                    "jobName": document.get("jobName"),
+                    "jobStatus": document.get("jobStatus"),
+                    "rows": document.get("rows"),
+                    "jobSeconds": (document.get("timings") or {}).get("jobSeconds"),
+                    "failureReason": document.get("failureReason"),
+                }
+                for document in self.evidence.imports
+            ],
         }
 
 
@@ -117,6 +129,12 @@ def render(report: Report) -> str:
         f"{entity} {made}" + (f" ({failed} failed)" if failed else "")
         for entity, (made, failed) in sorted(report.invocations.items())
     )
+    for imported in document["imports"]:
+        out.append(
+            f"Import route: {imported['key']} -> dataset import job {imported['jobName']}: {imported['status']} "
+            f"({imported['jobStatus']}, {imported['rows']} rows, job {imported['jobSeconds']} s)"
+            + (f": {imported['failureReason']}" if imported["failureReason"] else "")
+        )
     out.append(f"Function invocations: {invocations}")
     state = "drained" if report.drained else "NOT drained (timed out waiting)"
     out.append("")

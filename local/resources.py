@@ -59,6 +59,16 @@ def create_resources(stack: LocalStack, endpoint_url: str, *, time_scale: float)
                 Bucket=bucket.name, NotificationConfiguration={"QueueConfigurations": configurations}
             )
 
+    # The import route: Personalize's service role in moto's IAM and the bucket policy that admits Personalize,
+    # which the emulator's import jobs check before they read (moto itself enforces neither).
+    iam = boto3.client("iam", endpoint_url=endpoint_url, region_name=region)
+    for role in stack.service_roles.values():
+        iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=json.dumps(role.trust_policy))
+        for name, document in role.policies.items():
+            iam.put_role_policy(RoleName=role.name, PolicyName=name, PolicyDocument=json.dumps(document))
+    for bucket_name, document in stack.bucket_policies.items():
+        s3.put_bucket_policy(Bucket=bucket_name, Policy=json.dumps(document))
+
 
 def _create_queue(sqs: SQSClient, queue: QueueSpec, time_scale: float) -> None:
     attributes: Any = {"VisibilityTimeout": str(scaled_seconds(queue.visibility_timeout_s, time_scale))}

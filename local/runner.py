@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from local.servers import FAKE_CREDENTIALS, REPO_ROOT, ChildProcesses
-from local.stack import FunctionSpec, LocalStack, MappingSpec
+from local.stack import FunctionSpec, LocalStack, MappingSpec, ScheduleSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -522,6 +522,41 @@ class KinesisShardPoller(Poller):
         )
 
 
+class ScheduledInvoker(threading.Thread):
+    """EventBridge's rate schedule for one function (the import tracker), at the local time scale.
+
+    Counts as idle (an "empty look") when the function answered that nothing is in flight, so the demo's drain
+    waits for the import jobs to end.
+    """
+
+    def __init__(self, schedule: ScheduleSpec, worker: FunctionWorker, time_scale: float) -> None:
+        super().__init__(name=f"schedule:{schedule.logical_id}", daemon=True)
+        self.schedule = schedule
+        self.worker = worker
+        self.period_s = max(0.2, schedule.period_s * time_scale)
+        self.stats = MappingStats()
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.period_s):
+            self.stats.busy = True
+            try:
+                invocation = self.worker.invoke(
+                    {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+                )
+            finally:
+                self.stats.busy = False
+            self.stats.invocations += 1
+            result = invocation.result if isinstance(invocation.result, dict) else {}
+            if invocation.error is not None:
+                self.stats.function_errors += 1
+                logger.warning("%s: invocation failed: %s", self.name, invocation.error)
+            idle = invocation.error is None and not result.get("inFlight")
+            self.stats.caught_up = idle
+            self.stats.empty_looks += idle
+
+
 def _iso(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -566,14 +601,19 @@ class Runner:
     functions_dir: Path = FUNCTIONS_DIR
     """The code asset's root: handler strings are resolved in it, as on Lambda."""
     workers: dict[str, FunctionWorker] = field(default_factory=dict)
-    pollers: list[Poller] = field(default_factory=list)
+    pollers: list[Poller | ScheduledInvoker] = field(default_factory=list)
 
     def start(self) -> None:
         """Create one worker per function and one poller per SQS mapping / Kinesis shard, then start polling."""
         region = self.stack.account.region
-        endpoints = {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": self.emulator_url}
+        endpoints = {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": self.emulator_url,
+            "AWS_ENDPOINT_URL_PERSONALIZE": self.emulator_url,
+        }
+        scheduled = {schedule.function for schedule in self.stack.schedules.values()}
         for logical_id, function in self.stack.functions.items():
-            if self.stack.mappings_of(logical_id):
+            if self.stack.mappings_of(logical_id) or logical_id in scheduled:
                 env = lambda_environment(function, region, endpoints, self.functions_dir)
                 self.workers[logical_id] = FunctionWorker(function, env, self.children)
         sqs = boto3.client("sqs", endpoint_url=self.moto_url, region_name=region)
@@ -597,6 +637,8 @@ class Runner:
                             mapping, worker, kinesis, shard["ShardId"], destinations, self.time_scale
                         )
                     )
+        for schedule in self.stack.schedules.values():
+            self.pollers.append(ScheduledInvoker(schedule, self.workers[schedule.function], self.time_scale))
         for poller in self.pollers:
             poller.start()
 

@@ -8,6 +8,7 @@ talks to a server: :mod:`local.resources` creates what is described, :mod:`local
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,27 @@ class MappingSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """An EventBridge rule that invokes a function on a fixed rate (the import tracker)."""
+
+    logical_id: str
+    function: str
+    """Logical id of the function it invokes."""
+    period_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpec:
+    """A role Personalize assumes (the import route's service role), created in moto's IAM."""
+
+    logical_id: str
+    name: str
+    trust_policy: Mapping[str, Any]
+    policies: Mapping[str, Mapping[str, Any]]
+    """Inline policy name -> document."""
+
+
+@dataclass(frozen=True, slots=True)
 class LocalStack:
     """Everything the local run creates and drives, by logical id."""
 
@@ -115,6 +137,10 @@ class LocalStack:
     buckets: dict[str, BucketSpec] = field(default_factory=dict)
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     mappings: dict[str, MappingSpec] = field(default_factory=dict)
+    schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    service_roles: dict[str, RoleSpec] = field(default_factory=dict)
+    bucket_policies: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Bucket name -> policy document: the bucket policy's statements for the Personalize principal."""
 
     def queue_by_arn(self, arn: str) -> QueueSpec | None:
         return next((q for q in self.queues.values() if q.arn == arn), None)
@@ -181,7 +207,46 @@ def read_stack(template: Mapping[str, Any], account: LocalAccount) -> LocalStack
         stack.functions[logical_id] = _function(resolver, logical_id)
     for logical_id in resolver.resources_of_type("AWS::Lambda::EventSourceMapping"):
         stack.mappings[logical_id] = _mapping(resolver, logical_id, stack)
+    _read_bulk_import(resolver, stack)
     return stack
+
+
+PERSONALIZE_PRINCIPAL = "personalize.amazonaws.com"
+_RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
+_UNIT_S = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def _read_bulk_import(resolver: Resolver, stack: LocalStack) -> None:
+    """Schedules, roles assumed by other services, and bucket policies: what the import route needs locally."""
+    by_arn = {f.arn: f.logical_id for f in stack.functions.values()}
+    for logical_id in resolver.resources_of_type("AWS::Events::Rule"):
+        props = resolver.properties(logical_id)
+        match = _RATE.match(str(props.get("ScheduleExpression", "")))
+        if match is None or props.get("State", "ENABLED") != "ENABLED":
+            continue
+        for target in props.get("Targets", []):
+            function = by_arn.get(str(target.get("Arn")))
+            if function is not None:
+                period = int(match.group("value")) * _UNIT_S[match.group("unit")]
+                stack.schedules[logical_id] = ScheduleSpec(logical_id, function, float(period))
+    for logical_id in resolver.resources_of_type("AWS::IAM::Role"):
+        props = resolver.properties(logical_id)
+        trust = props.get("AssumeRolePolicyDocument", {})
+        if PERSONALIZE_PRINCIPAL not in json.dumps(trust):
+            continue
+        policies = {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])}
+        stack.service_roles[logical_id] = RoleSpec(logical_id, resolver.physical(logical_id).ref, trust, policies)
+    for logical_id in resolver.resources_of_type("AWS::S3::BucketPolicy"):
+        props = resolver.properties(logical_id)
+        # NOTE: only the statements for Personalize: moto enforces bucket policies, and the TLS-only Deny of a
+        # hardened bucket would refuse every request to moto's plain-HTTP endpoint.
+        statements = [
+            statement
+            for statement in props["PolicyDocument"].get("Statement", [])
+            if statement.get("Principal") == {"Service": PERSONALIZE_PRINCIPAL}
+        ]
+        if statements:
+            stack.bucket_policies[str(props["Bucket"])] = {"Version": "2012-10-17", "Statement": statements}
 
 
 def _stream(resolver: Resolver, logical_id: str) -> StreamSpec:

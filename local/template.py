@@ -127,6 +127,10 @@ class Resolver:
             return PhysicalResource(
                 name, {"Arn": f"{prefix}:lambda:{acct.region}:{acct.account_id}:function:{name}"}
             )
+        if kind == "AWS::IAM::Role":
+            # NOTE: a role ARN has no region (the import route checks that BULK_IMPORT_ROLE_ARN is one).
+            name = self.resolve(props.get("RoleName")) or physical_name(acct, logical_id, max_length=64)
+            return PhysicalResource(name, {"Arn": f"{prefix}:iam::{acct.account_id}:role/{name}", "RoleId": name})
         if kind == "AWS::SNS::Topic":
             name = self.resolve(props.get("TopicName")) or physical_name(acct, logical_id, max_length=256)
             arn = f"{prefix}:sns:{acct.region}:{acct.account_id}:{name}"

@@ -25,11 +25,11 @@ deploy: install $(CDK_CLI)
 
 # Deletes the stack. With removalPolicy RETAIN (the default) streams, buckets, queues and log groups stay, and so do
 # their costs: docs/deploy.md, "Teardown". Add CDK_ARGS=--force to skip the confirmation.
-destroy: install $(CDK_CLI)
+destroy: install $(CDK_CLI) ## delete the deployed stack (data kept unless removalPolicy is DESTROY; docs/deploy.md)
 	$(CDK) destroy $(CDK_STACK) --no-notices $(CDK_ARGS)
 
 # Every transitive dependency of the functions pinned with its hashes (reaches PyPI). Commit the result: the
 # bundler installs from it only (pip --require-hashes), and the asset hash changes with it.
-lock: install
+lock: install ## regenerate functions/requirements.lock (hash-pinned bundle dependencies)
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--no-emit-trusted-host --no-emit-find-links --output-file $(FUNCTION_LOCK) $(FUNCTION_REQUIREMENTS)

@@ -5,5 +5,5 @@
 SOAK_ARGS ?=
 
 .PHONY: soak
-soak: install
+soak: install ## reliability soak: Kinesis, SQS and FIFO under injected faults, targets met / not met
 	$(PY) -m benchmarks.soak $(SOAK_ARGS)

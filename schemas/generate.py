@@ -20,12 +20,8 @@ SCHEMAS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCHEMAS.parent / "functions"))
 
 from personalize_ingest.entities import ENTITIES, Entity  # noqa: E402
-from personalize_ingest.records import (  # noqa: E402
-    BULK_COLUMNS,
-    FORBIDDEN_PROPERTY_KEYS,
-    PROPERTIES,
-    UPPER_SNAKE,
-)
+from personalize_ingest.record_layout import BULK_COLUMNS, UPPER_SNAKE  # noqa: E402
+from personalize_ingest.record_properties import FORBIDDEN_PROPERTY_KEYS, PROPERTIES  # noqa: E402
 from personalize_ingest.validation import MemberRule, rules_for  # noqa: E402
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -40,7 +40,7 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def fresh_container_latency() -> Iterator[None]:
     """Every test starts as a cold container: no service latency observed by an earlier test."""
-    from personalize_ingest.deadline import SERVICE_LATENCY
+    from personalize_ingest.latency import SERVICE_LATENCY
 
     SERVICE_LATENCY.clear()
     yield

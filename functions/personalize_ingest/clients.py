@@ -31,7 +31,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.retries import standard
 
-from personalize_ingest.concurrency import call_latency, ceiling
+from personalize_ingest.concurrency import ceiling
 from personalize_ingest.config import Settings
 from personalize_ingest.deadline import Deadline
 from personalize_ingest.throttle import TokenBucket
@@ -138,14 +138,15 @@ def support_client(service: str, deadline: Deadline) -> Any:
     return _cached(key, service, config)
 
 
-def control_plane_client(service: str = "personalize") -> Any:
-    """The container's control-plane client (``personalize``): short timeouts, standard retries."""
+def control_plane_client(service: str = "personalize", attempts: int = CONTROL_PLANE_ATTEMPTS) -> Any:
+    """The container's control-plane client (``personalize``): short timeouts, standard retries, ``attempts``
+    tries in all (first one included)."""
     connect_s, read_s = CONTROL_PLANE_TIMEOUTS_S
-    key = (service, "control", *endpoint_variables(service))
+    key = (service, "control", attempts, *endpoint_variables(service))
     config = Config(
         connect_timeout=connect_s,
         read_timeout=read_s,
-        retries={"mode": "standard", "total_max_attempts": CONTROL_PLANE_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": attempts},
     )
     return _cached(key, service, config)
 
@@ -164,7 +165,7 @@ class CallScope:
     attempts: int = 0
     throttled: int = 0
     started: float = 0.0
-    """Monotonic time the current attempt started (for the container's observed time per call)."""
+    """Monotonic time the current attempt started (for the deadline's latency tracker)."""
 
 
 _current = threading.local()
@@ -219,13 +220,16 @@ def _after_attempt(**kwargs: Any) -> None:
     scope: CallScope | None = getattr(_current, "scope", None)
     if scope is None:
         return
-    if kwargs.get("response") is not None and scope.started:
-        call_latency.observe(time.monotonic() - scope.started)
+    response = kwargs.get("response")
+    if response is not None and scope.started:
+        # NOTE: the one feed of the container's latency tracker: every answer sizes concurrency, successful ones
+        # also how much time a call must start with.
+        scope.deadline.latency.observe(time.monotonic() - scope.started, succeeded=_accepted(response))
     if _throttling.is_throttling_error(**kwargs):
         scope.throttled += 1
         if scope.bucket is not None:
             scope.bucket.on_throttled()
-    elif scope.bucket is not None and _accepted(kwargs.get("response")):
+    elif scope.bucket is not None and _accepted(response):
         scope.bucket.on_accepted()
 
 

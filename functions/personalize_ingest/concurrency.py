@@ -7,7 +7,8 @@ The number of concurrent calls is the smallest of:
 - what the **rate limit** can use: ``ceil(calls_per_second x seconds_per_call) + 1`` (Little's law: calls in
   flight = arrival rate x time in the system; one more so a thread is ready when a token comes). At 10 calls/s and
   50 ms per call that is 2 threads, not 8 idle ones waiting for tokens. The time per call is the container's
-  observed average attempt (``call_latency``), :data:`ASSUMED_SECONDS_PER_CALL` before the first call;
+  observed average attempt (:meth:`~personalize_ingest.latency.ServiceLatency.seconds_per_call`), an assumed
+  time before the first call;
 - the **memory** the function has (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``): :data:`MEMORY_MB_PER_CALL` per call in
   flight;
 - the **ceiling**: ``MAX_CONCURRENT_CALLS`` when set, else :data:`DEFAULT_CEILING` - also the size of the client's
@@ -21,43 +22,15 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 
 from personalize_ingest.config import Settings
+from personalize_ingest.latency import SERVICE_LATENCY, ServiceLatency
 
 DEFAULT_CEILING = 32
 """Concurrent calls at most when ``MAX_CONCURRENT_CALLS`` is not set (and the connection pool's size)."""
 MEMORY_MB_PER_CALL = 4
 """Memory budgeted per call in flight: a thread's touched stack, the request and response buffers and the
 connection, with room to spare (the baselines benchmark grows by ~10 MiB with 32 calls in flight)."""
-ASSUMED_SECONDS_PER_CALL = 0.05
-"""Time per call assumed before the container has observed one."""
-LATENCY_WEIGHT = 0.2
-"""Weight of the newest observation in the moving average of attempt durations."""
-
-
-class CallLatency:
-    """The container's moving average of one attempt's duration (seconds), shared by threads."""
-
-    def __init__(self, initial_s: float = ASSUMED_SECONDS_PER_CALL) -> None:
-        self._average = initial_s
-        self._observed = False
-        self._lock = threading.Lock()
-
-    @property
-    def seconds(self) -> float:
-        return self._average
-
-    def observe(self, seconds: float) -> None:
-        """Add one attempt's duration (the first observation replaces the assumption)."""
-        with self._lock:
-            if not self._observed:
-                self._average, self._observed = seconds, True
-            else:
-                self._average += LATENCY_WEIGHT * (seconds - self._average)
-
-
-call_latency = CallLatency()
 
 
 def concurrent_calls(
@@ -98,13 +71,14 @@ def ceiling(settings: Settings) -> int:
     return settings.max_concurrent_calls if settings.concurrency_configured else DEFAULT_CEILING
 
 
-def concurrent_calls_for(settings: Settings, lanes: int) -> int:
-    """:func:`concurrent_calls` with the function's settings, memory and the container's observed latency."""
+def concurrent_calls_for(settings: Settings, lanes: int, latency: ServiceLatency = SERVICE_LATENCY) -> int:
+    """:func:`concurrent_calls` with the function's settings, memory and the observed time per call (``latency``:
+    by default the container's)."""
     memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
     return concurrent_calls(
         lanes,
         ceiling=ceiling(settings),
         calls_per_second=settings.calls_per_second,
-        seconds_per_call=call_latency.seconds,
+        seconds_per_call=latency.seconds_per_call(),
         memory_mb=int(memory) if memory.isdigit() else None,
     )

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -44,6 +43,8 @@ from personalize_ingest.contract import (
     S3_FANOUT_MIN_BYTES,
     S3_FANOUT_RANGE_BYTES,
     S3_MAX_HOPS,
+    SCHEMA_ARN_PATTERN,
+    SCHEMA_FROM_DATASET,
     TRACKING_ID_PATTERN,
 )
 from personalize_ingest.entities import Entity
@@ -128,7 +129,6 @@ class Settings:
 
 
 SCHEMA_VARIABLES = {DATASET_SCHEMA: "inline", DATASET_SCHEMA_FILE: "file", DATASET_SCHEMA_ARN: "arn"}
-_SCHEMA_ARN = re.compile(r"^arn:[a-z\d-]+:personalize:[a-z\d-]+:\d{12}:schema/[A-Za-z\d][A-Za-z\d_-]*$")
 
 
 def _schema_source(env: Mapping[str, str], entity: Entity) -> tuple[str, str] | None:
@@ -141,12 +141,12 @@ def _schema_source(env: Mapping[str, str], entity: Entity) -> tuple[str, str] | 
         )
     name, value = given[0]
     kind = SCHEMA_VARIABLES[name]
-    if kind == "arn" and value != "dataset" and not _SCHEMA_ARN.match(value):
+    if kind == "arn" and value != SCHEMA_FROM_DATASET and not SCHEMA_ARN_PATTERN.match(value):
         raise ConfigurationError(
             f"{name} must be a schema ARN (arn:aws:personalize:<region>:<account>:schema/<name>) or 'dataset', "
             f"got {value!r}"
         )
-    if kind == "arn" and value == "dataset" and entity.dataset_type is None:
+    if kind == "arn" and value == SCHEMA_FROM_DATASET and entity.dataset_type is None:
         raise ConfigurationError(
             f"{name}=dataset needs a dataset ARN target; the {entity.name} function sends to a tracker: "
             "give the schema's ARN"

@@ -7,54 +7,15 @@ left, so every record not sent can still be reported as failed in the batch resp
 from __future__ import annotations
 
 import math
-import threading
-from collections import deque
 from typing import Protocol
+
+from personalize_ingest.latency import SERVICE_LATENCY, ServiceLatency
 
 MAX_ATTEMPT_TIMEOUT_S = 10.0
 MIN_ATTEMPT_TIMEOUT_S = 1.0
 MAX_CONNECT_TIMEOUT_S = 2.0
 SUPPORT_ATTEMPT_STEPS_S = (10.0, 5.0, 2.5, 1.0)
 """Per-attempt timeouts of the supporting calls (a short ladder, so a container caches a handful of clients)."""
-
-
-LATENCY_WINDOW = 32
-"""Successful attempts remembered per container to estimate what the service needs."""
-LATENCY_HEADROOM = 1.5
-"""An attempt gets this multiple of the slowest remembered successful attempt."""
-
-
-class ServiceLatency:
-    """What the service has been observed to need per attempt, in one container (thread-safe).
-
-    The deliverer reports the duration of every call that succeeded on its first attempt; the slowest of the last
-    :data:`LATENCY_WINDOW` (times :data:`LATENCY_HEADROOM`) is the least time a call may start with
-    (:meth:`Deadline.leaves_time_for_a_call`) and a later round needs. A call that would not finish before the
-    margin is then not started: it would time out, and its records (stored or not) be sent again on the retry.
-    """
-
-    def __init__(self, window: int = LATENCY_WINDOW) -> None:
-        self._lock = threading.Lock()
-        self._durations: deque[float] = deque(maxlen=window)
-
-    def observe(self, seconds: float) -> None:
-        """Remember one successful attempt's duration (seconds)."""
-        with self._lock:
-            self._durations.append(max(0.0, seconds))
-
-    def need_s(self) -> float:
-        """Seconds an attempt should be given (0.0 before any observation)."""
-        with self._lock:
-            slowest = max(self._durations, default=0.0)
-        return slowest * LATENCY_HEADROOM
-
-    def clear(self) -> None:
-        with self._lock:
-            self._durations.clear()
-
-
-SERVICE_LATENCY = ServiceLatency()
-"""The container's observation of the Personalize Events service, kept across warm invocations."""
 
 
 class RemainingTime(Protocol):
@@ -73,7 +34,8 @@ class Deadline:
     margin_ms
         Time kept in reserve to report the outcome after the last call.
     latency
-        What the service has been observed to need (default: the container's :data:`SERVICE_LATENCY`).
+        What the service has been observed to take (default: the container's
+        :data:`~personalize_ingest.latency.SERVICE_LATENCY`); the per-attempt hook feeds it.
     """
 
     def __init__(self, context: RemainingTime, margin_ms: int, latency: ServiceLatency | None = None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from personalize_ingest import bulk_import
 from personalize_ingest.clients import SUPPORT_CALL_ATTEMPTS as SUPPORT_CALL_ATTEMPTS
 from personalize_ingest.clients import control_plane_client
 from personalize_ingest.clients import support_client as aws_client
@@ -27,7 +28,7 @@ from personalize_ingest.outcome import Outcome, PartialItemFailureResponse
 from personalize_ingest.records import prepare
 from personalize_ingest.rejects import RejectsSender
 from personalize_ingest.s3stage import ObjectStage
-from personalize_ingest.sources import BatchItem, SourceEvent, decode_event
+from personalize_ingest.sources import BatchItem, ObjectRef, SourceEvent, decode_event
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -124,7 +125,9 @@ class Invocation:
         self._rejects = RejectsSender(
             settings.rejects_queue_url, self.entity.name, client_factory=lambda: aws_client("sqs", deadline)
         )
-        self.objects = ObjectStage(self, lambda service: aws_client(service, deadline))
+        self.objects = ObjectStage(
+            self, lambda service: aws_client(service, deadline), router=self._offer_to_import
+        )
         """The S3 stage: announced objects are handed to it, and it accounts every row through this invocation."""
 
     # ------------------------------------------------------------------------------------------------ flow
@@ -279,6 +282,13 @@ class Invocation:
             RecordOutcome.failed(o.record, not_sent[id(o.record)]) if id(o.record) in not_sent else o
             for o in outcomes
         ]
+
+    def _offer_to_import(self, item: BatchItem, ref: ObjectRef) -> bool:
+        """The import route (personalize_ingest.bulk_import) takes a new object, or leaves it to the S3 stage."""
+        routed = bulk_import.offer(self.entity, item, ref, self.deadline)
+        if routed.failure is not None:
+            self.outcome.mark_failed(item.item_id, routed.failure)
+        return routed.taken
 
     def deliverer(self) -> Deliverer:
         # NOTE: created on first use so an invocation holding only S3 test events or rejects opens no client.

@@ -42,9 +42,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from personalize_ingest.contract import SCHEMA_FROM_DATASET
 from personalize_ingest.entities import Entity
 from personalize_ingest.model import RecordRejected
-from personalize_ingest.records import BULK_COLUMNS, camel_case
+from personalize_ingest.record_layout import BULK_COLUMNS, camel_case
 from personalize_ingest.validation import (
     INVALID_TYPE,
     MISSING_FIELD,
@@ -289,7 +290,7 @@ def fetch_document(schema_arn: str, target: str, client_factory: Callable[[], An
         try:
             client = client_factory()
             arn = schema_arn
-            if schema_arn == "dataset":
+            if schema_arn == SCHEMA_FROM_DATASET:
                 arn = client.describe_dataset(datasetArn=target)["dataset"]["schemaArn"]
             text = client.describe_schema(schemaArn=arn)["schema"]["schema"]
             document = parse_document(text, f"the schema {arn}")

@@ -19,15 +19,32 @@ from personalize_ingest.outcome import Tally
 from tests.infrastructure.conftest import Synthesized, sample_context
 
 SAMPLE = parse(sample_context()["personalize"])
+IMPORT_ROUTE_VARIABLES = {
+    "BULK_IMPORT_ENABLED",
+    "BULK_IMPORT_DATASET_ARN",
+    "BULK_IMPORT_ROLE_ARN",
+    "BULK_IMPORT_MIN_ROWS",
+    "BULK_IMPORT_SAMPLE_ROWS",
+    "BULK_IMPORT_WAIT_SECONDS",
+}
+"""Set on the functions whose import route is on (tests/infrastructure/test_bulk_import.py checks them)."""
+IMPORT_ROUTE_SIDS = {"StartImportJobs", "ReadDatasetSchema", "FindImportJobs"}
+"""The import route's control-plane statements (tests/infrastructure/test_bulk_import.py checks them)."""
 BY_NAME = {e.entity.name: e for e in SAMPLE.entities}
 CONTRACT_VARIABLES = {
     contract.REJECTS_QUEUE_URL,
-    contract.MAX_CONCURRENT_CALLS,
     contract.MAX_ATTEMPTS,
     contract.CALLS_PER_SECOND,
     contract.DEADLINE_MARGIN_MS,
     contract.METRICS_NAMESPACE,
     contract.SERVICE_NAME,
+    contract.PERSONALIZE_CALL_PATH,
+}
+S3_VARIABLES = {
+    contract.S3_FANOUT_MIN_BYTES,
+    contract.S3_FANOUT_RANGE_BYTES,
+    contract.S3_FANOUT_MAX_RANGES,
+    contract.S3_MAX_HOPS,
 }
 
 
@@ -81,8 +98,16 @@ def test_function_runtime_handler_bundle_and_environment(full: Synthesized, enti
     # AND its environment is exactly the runtime's contract
     variables = function["Environment"]["Variables"]
     target_variable = ENTITIES[entity].target_variable
-    expected = CONTRACT_VARIABLES | {target_variable}
-    assert set(variables) == expected | ({"DEFAULT_EVENT_TYPE"} if config.function.default_event_type else set())
+    expected = CONTRACT_VARIABLES | {target_variable} | (S3_VARIABLES if config.s3 is not None else set())
+    if config.bulk_import:
+        expected |= IMPORT_ROUTE_VARIABLES
+    if config.function.default_event_type:
+        expected.add(contract.DEFAULT_EVENT_TYPE)
+    if config.function.max_concurrent_calls is not None:
+        expected.add(contract.MAX_CONCURRENT_CALLS)
+    if config.schema_variable is not None:
+        expected.add(config.schema_variable[0])
+    assert set(variables) == expected
     assert variables[target_variable] == config.target
     rejects_id = next(k for k in full.resources("AWS::SQS::Queue") if k.startswith("RejectsQueue"))
     assert variables["REJECTS_QUEUE_URL"] == {"Ref": rejects_id}
@@ -482,7 +507,10 @@ def test_function_reads_only_its_prefix_and_writes_only_its_results(full: Synthe
 @pytest.mark.parametrize("entity", ["items", "users", "actions"])
 def test_dataset_operations_are_scoped_to_the_configured_dataset(full: Synthesized, entity: str) -> None:
     personalize = [
-        s for s in statements(full, entity) if any(a.startswith("personalize:") for a in as_list(s["Action"]))
+        s
+        for s in statements(full, entity)
+        if any(a.startswith("personalize:") for a in as_list(s["Action"]))
+        and s.get("Sid") not in IMPORT_ROUTE_SIDS
     ]
     assert [(s["Action"], s["Resource"]) for s in personalize] == [
         (f"personalize:{ENTITIES[entity].operation}", BY_NAME[entity].target)

@@ -17,9 +17,10 @@ import pytest
 from emulator.config import DEFAULT_ACTION_TRACKING_ID, DEFAULT_DATASET_ARNS, DEFAULT_TRACKING_ID
 from emulator.testing import EmulatorHandle
 from personalize_ingest.config import Settings
-from personalize_ingest.deadline import Deadline, ServiceLatency
+from personalize_ingest.deadline import Deadline
 from personalize_ingest.delivery import MAX_EXTRA_ROUNDS, Deliverer
 from personalize_ingest.entities import ACTION_INTERACTIONS, EVENTS, ITEMS, USERS, Entity
+from personalize_ingest.latency import LATENCY_HEADROOM, ServiceLatency
 from personalize_ingest.model import Prepared, Record, SourceRef
 from tests.support.factories import FakeLambdaContext
 
@@ -228,6 +229,31 @@ def test_a_target_that_refuses_everything_is_not_split_forever(emulator: Emulato
     assert len(report.failed) == 200
     assert len(emulator.calls("PutEvents")) < 100
     assert report.api_calls == len(emulator.calls("PutEvents"))
+
+
+@pytest.mark.parametrize("call_path", ["direct", "botocore"])
+def test_each_answered_attempt_feeds_the_latency_tracker_and_only_successes_set_what_a_call_needs(
+    emulator: EmulatorHandle, call_path: str
+) -> None:
+    # GIVEN a service that takes 100 ms per answer, and two cold trackers
+    emulator.set_faults(latency={"distribution": "fixed", "ms": 100})
+    settings = settings_for(ITEMS, DEFAULT_DATASET_ARNS["ITEMS"], call_path=call_path)
+    accepting, refusing = ServiceLatency(), ServiceLatency()
+
+    # WHEN one invocation's call is accepted and another's is refused
+    accepted = Deliverer(settings, Deadline(FakeLambdaContext(120_000), 5_000, accepting)).deliver([item(0, "a")])
+    refused = Deliverer(settings, Deadline(FakeLambdaContext(120_000), 5_000, refusing)).deliver(
+        [item(1, "bad", properties="not a JSON object")]
+    )
+
+    # THEN the accepted attempt says what a call needs (100 ms at least, with headroom) and moves the average
+    assert len(accepted.delivered) == 1
+    assert accepting.need_s() >= 0.1 * LATENCY_HEADROOM
+    assert accepting.seconds_per_call() >= 0.1
+    # THEN the refused one moves only the average: a refusal is no measure of what a stored call needs
+    assert len(refused.failed) == 1
+    assert refusing.need_s() == 0.0
+    assert refusing.seconds_per_call() >= 0.1
 
 
 def test_an_unknown_tracking_id_fails_everything_and_stops_sending(emulator: EmulatorHandle) -> None:

@@ -129,10 +129,16 @@ def test_demo_accounts_for_every_record_and_leaves_no_process(
         ("actions", "sqs"),
         ("action_interactions", "sqs"),
     }
+    # AND the generated catalogue took the items import route (cdk.json turns it on): one import job, ACTIVE
+    (imported,) = report["imports"]
+    assert (imported["status"], imported["jobStatus"]) == ("imported", "ACTIVE"), imported
+    assert imported["key"].startswith("items/") and imported["rows"] > 0
+    assert "Import route: items/" in result.stdout
+    catalogue = {"items": imported["rows"]}
     for entity, codes in expected_codes.items():
         row = rows[entity]
-        assert row["sent"] == VALID_PER_FILE + sum(codes.values()), entity
-        assert row["delivered"] == VALID_PER_FILE, entity
+        assert row["sent"] == VALID_PER_FILE + sum(codes.values()) + catalogue.get(entity, 0), entity
+        assert row["delivered"] == VALID_PER_FILE + catalogue.get(entity, 0), entity
         assert row["rejectedByCode"] == dict(codes), entity
         assert (row["deadLettered"], row["duplicates"], row["unaccounted"], row["unexpected"]) == (0, 0, [], [])
         assert row["apiCalls"] >= 1, entity

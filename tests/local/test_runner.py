@@ -216,6 +216,7 @@ def test_each_function_runs_with_exactly_its_template_environment_and_timeout(lo
         "AWS_SESSION_TOKEN",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS",
+        "AWS_ENDPOINT_URL_PERSONALIZE",
     }
     for report, function in ((reports["plain"], "ProbeFunction"), (reports["ordered"], "OrderedFunction")):
         template_variables = local_run.stack.functions[function].environment

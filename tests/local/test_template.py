@@ -134,3 +134,61 @@ def test_a_redrive_policy_without_max_receive_count_is_refused_rather_than_guess
     # WHEN / THEN reading the stack fails naming the queue
     with pytest.raises(TemplateError, match="Queue: RedrivePolicy"):
         read_stack(broken, ACCOUNT)
+
+
+def test_the_import_routes_schedule_role_and_bucket_policy_are_read_for_the_local_run() -> None:
+    # GIVEN a template with the import tracker's schedule, Personalize's role and a hardened bucket's policy
+    personalize = {"Service": "personalize.amazonaws.com"}
+    template = {
+        "Resources": {
+            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {}},
+            "Tracker": {"Type": "AWS::Lambda::Function", "Properties": {"Handler": "import_tracker.handler.h"}},
+            "Schedule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "ScheduleExpression": "rate(1 minute)",
+                    "State": "ENABLED",
+                    "Targets": [{"Arn": {"Fn::GetAtt": ["Tracker", "Arn"]}, "Id": "t"}],
+                },
+            },
+            "ServiceRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Statement": [{"Effect": "Allow", "Principal": personalize, "Action": "sts:AssumeRole"}]
+                    },
+                    "Policies": [{"PolicyName": "read", "PolicyDocument": {"Statement": []}}],
+                },
+            },
+            "Policy": {
+                "Type": "AWS::S3::BucketPolicy",
+                "Properties": {
+                    "Bucket": {"Ref": "Bucket"},
+                    "PolicyDocument": {
+                        "Statement": [
+                            {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*", "Resource": "*"},
+                            {
+                                "Effect": "Allow",
+                                "Principal": personalize,
+                                "Action": "s3:GetObject",
+                                "Resource": "*",
+                            },
+                        ]
+                    },
+                },
+            },
+        }
+    }
+    # WHEN the local stack is read
+    stack = read_stack(template, ACCOUNT)
+    # THEN the tracker runs every minute, the role has an IAM ARN, only Personalize's statements reach moto
+    (schedule,) = stack.schedules.values()
+    assert (schedule.function, schedule.period_s) == ("Tracker", 60.0)
+    (role,) = stack.service_roles.values()
+    assert Resolver(template, ACCOUNT).resolve({"Fn::GetAtt": ["ServiceRole", "Arn"]}) == (
+        f"arn:aws:iam::{ACCOUNT.account_id}:role/{role.name}"
+    )
+    assert role.policies == {"read": {"Statement": []}}
+    ((bucket, policy),) = stack.bucket_policies.items()
+    assert bucket == stack.buckets["Bucket"].name
+    assert [s["Effect"] for s in policy["Statement"]] == ["Allow"]

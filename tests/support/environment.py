@@ -18,7 +18,12 @@ FAKE_CREDENTIALS = {
     "AWS_REGION": "us-east-1",
 }
 """Fake credentials and a fixed region, which moto and the emulator accept."""
-LEAKY_VARIABLES = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS")
+LEAKY_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS",
+    "AWS_ENDPOINT_URL_PERSONALIZE",
+)
 """Variables removed before a run, so no profile or real endpoint of the caller's shell can leak in."""
 TARGETS = {
     "events": ("PERSONALIZE_TRACKING_ID", DEFAULT_TRACKING_ID),

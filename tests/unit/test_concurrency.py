@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from personalize_ingest.concurrency import DEFAULT_CEILING, CallLatency, ceiling, concurrent_calls
+from personalize_ingest.concurrency import DEFAULT_CEILING, ceiling, concurrent_calls
 from personalize_ingest.config import Settings
 from personalize_ingest.entities import EVENTS, ITEMS
 
@@ -37,15 +37,3 @@ def test_the_ceiling_is_the_configured_maximum_or_the_default() -> None:
     sized = Settings.from_env(EVENTS, {"PERSONALIZE_TRACKING_ID": TRACKER})
     # THEN the first is capped at 4, the second at the default ceiling
     assert (ceiling(capped), ceiling(sized)) == (4, DEFAULT_CEILING)
-
-
-def test_the_time_per_call_follows_what_the_container_observed() -> None:
-    # GIVEN an assumed time per call
-    latency = CallLatency(initial_s=0.05)
-    # WHEN attempts are observed
-    latency.observe(0.2)
-    first = latency.seconds
-    latency.observe(0.1)
-    # THEN the first replaces the assumption, later ones move the average
-    assert first == pytest.approx(0.2)
-    assert 0.1 < latency.seconds < 0.2

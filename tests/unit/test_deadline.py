@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from personalize_ingest.deadline import Deadline, ServiceLatency
+from personalize_ingest.deadline import Deadline
+from personalize_ingest.latency import ServiceLatency
 from tests.support.factories import FakeLambdaContext
 
 
@@ -91,7 +92,7 @@ def test_a_call_starts_only_with_the_time_the_service_has_needed() -> None:
     # GIVEN a container that saw the service answer in 0.8 s at worst, and a 1 s margin
     latency = ServiceLatency()
     for seconds in (0.2, 0.8, 0.5):
-        latency.observe(seconds)
+        latency.observe(seconds, succeeded=True)
     context = FakeLambdaContext(3_000)
     deadline = Deadline(context, margin_ms=1_000, latency=latency)
 

@@ -170,8 +170,15 @@ def test_dump_reads_a_running_server(
             "used by groups a and b",
         ),
         ({"faults": {"errorRate": 2}}, "errorRate"),
+        ({"importJobs": {"pendingSecs": 1}}, "importJobs: unknown setting(s) ['pendingSecs']"),
     ],
-    ids=["unknown dataset type", "unknown operation", "shared tracking id", "impossible fault rate"],
+    ids=[
+        "unknown dataset type",
+        "unknown operation",
+        "shared tracking id",
+        "impossible fault rate",
+        "unknown import job setting",
+    ],
 )
 def test_invalid_configuration_is_refused_before_serving(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any], problem: str
