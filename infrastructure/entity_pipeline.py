@@ -13,7 +13,7 @@ from infrastructure import nag
 from infrastructure.config import EntityConfig
 from infrastructure.feeds import KinesisFeed, S3Feed, SqsFeed
 from infrastructure.ingest_function import IngestFunction, SharedResources, schemas_in_account_of
-from personalize_ingest.contract import RESULTS_PREFIX
+from personalize_ingest.contract import PROGRESS_FOLDER, RESULTS_PREFIX
 
 _T = TypeVar("_T")
 
@@ -92,6 +92,7 @@ class EntityPipeline(Construct):
                 timeout_s=timeout_s,
                 shared_queue=None if config.s3_has_own_queue else queue,
                 removal_policy=shared.removal_policy,
+                fifo_announcements=config.sqs is not None and config.sqs.fifo,
             )
             if config.s3 is not None
             else None
@@ -135,6 +136,14 @@ class EntityPipeline(Construct):
                 f"Writes only the results of its own files, under {RESULTS_PREFIX}{prefix}.",
                 finding=f"Resource::{bucket_arn}/{RESULTS_PREFIX}{prefix}*",
             )
+            if self.config.sqs is not None and self.config.sqs.fifo:
+                nag.acknowledge(
+                    self.role,
+                    "IAM5",
+                    "Deletes only the progress markers of its own files announced on its FIFO queue, "
+                    f"under {RESULTS_PREFIX}{prefix}<key>{PROGRESS_FOLDER}.",
+                    finding=f"Resource::{bucket_arn}/{RESULTS_PREFIX}{prefix}*{PROGRESS_FOLDER}*",
+                )
         if shared.failed_batches_bucket is not None and self.config.kinesis is not None:
             nag.acknowledge(
                 self.role,

@@ -18,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infrastructure.config_sources import KinesisSource, QueueSettings
-from personalize_ingest.contract import RESULTS_PREFIX
+from personalize_ingest.contract import PROGRESS_FOLDER, RESULTS_PREFIX
 
 
 @jsii.implements(lambda_.IEventSourceDlq)
@@ -157,6 +157,12 @@ class SqsFeed(Construct):
                 report_batch_item_failures=True,
             )
         )
+        # NOTE: on a FIFO queue the function sends nothing: a large S3 file resumes from a progress marker when
+        # its announcement is redelivered (s3stage/progress.py), and makes held messages visible again with
+        # ChangeMessageVisibility(Batch) after GetQueueUrl, both already granted to consume the queue by the
+        # event source above (CDK's grantConsumeMessages).
+        if source.fifo:
+            return
         # Continuations: the function re-enqueues the rest of a large S3 file on the queue the message came
         # from, whose URL it finds with GetQueueUrl (pipeline.py). Only these two actions: CDK's
         # grant_send_messages would add GetQueueAttributes, which the runtime never calls.
@@ -191,6 +197,7 @@ class S3Feed(Construct):
         timeout_s: int,
         shared_queue: SqsFeed | None,
         removal_policy: RemovalPolicy,
+        fifo_announcements: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         feed = shared_queue or SqsFeed(
@@ -231,3 +238,13 @@ class S3Feed(Construct):
                 resources=[bucket.arn_for_objects(f"{RESULTS_PREFIX}{prefix}*")],
             )
         )
+        if fifo_announcements:
+            # NOTE: objects announced on a FIFO queue keep their progress in a marker (s3stage/progress.py),
+            # deleted once the object is finished: DeleteObject on the markers only, never on results or inputs.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="DeleteProgressMarkers",
+                    actions=["s3:DeleteObject"],
+                    resources=[bucket.arn_for_objects(f"{RESULTS_PREFIX}{prefix}*{PROGRESS_FOLDER}*")],
+                )
+            )

@@ -81,6 +81,9 @@ ENTITY_DIMENSION = "entity"
 
 RESULTS_PREFIX = "results/"
 """Result files go to ``results/<object key>.result.json`` in the ingest bucket; the role may write only there."""
+PROGRESS_FOLDER = ".progress/"
+"""Progress markers of an object announced on a FIFO queue: ``results/<object key>.progress/...``; the role may
+delete only there (:mod:`personalize_ingest.s3stage.progress`)."""
 
 # -- targets --
 

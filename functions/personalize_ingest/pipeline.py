@@ -148,6 +148,8 @@ class Invocation:
         )
         for wave in _waves(source_event):
             self._process_wave(wave, source_event)
+        # NOTE: last, after every progress marker is written: a held FIFO message may be received again at once.
+        self.objects.release_held(source_event.items)
         response = self.outcome.response()
         tally = self.outcome.tally
         logger.info(

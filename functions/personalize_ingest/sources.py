@@ -101,8 +101,17 @@ class BatchItem:
     """SQS FIFO message group."""
     queue_arn: str | None = None
     """SQS queue the message came from (continuations go back there)."""
+    receipt_handle: str | None = None
+    """SQS receipt handle of this receive (a FIFO message held for resumption is made visible again with it)."""
+    receive_count: int | None = None
+    """SQS ``ApproximateReceiveCount``: how many times the message was received, this time included."""
     ignored: str | None = None
     """Why the item carries nothing to ingest (an ``s3:TestEvent``, an S3 event other than Object Created)."""
+
+    @property
+    def fifo(self) -> bool:
+        """True for a message of an SQS FIFO queue."""
+        return self.queue_arn is not None and self.queue_arn.endswith(".fifo")
 
 
 @dataclass(slots=True)
@@ -114,7 +123,7 @@ class SourceEvent:
 
     @property
     def fifo(self) -> bool:
-        return any(item.queue_arn is not None and item.queue_arn.endswith(".fifo") for item in self.items)
+        return any(item.fifo for item in self.items)
 
     @property
     def direct_s3(self) -> bool:
@@ -219,8 +228,14 @@ def _sqs_item(raw: Mapping[str, Any]) -> BatchItem:
     message_id = raw["messageId"]
     attributes = raw.get("attributes") or {}
     arn = raw.get("eventSourceARN")
+    received = attributes.get("ApproximateReceiveCount")
     item = BatchItem(
-        item_id=message_id, event_source=SQS, group_id=attributes.get("MessageGroupId"), queue_arn=arn
+        item_id=message_id,
+        event_source=SQS,
+        group_id=attributes.get("MessageGroupId"),
+        queue_arn=arn,
+        receipt_handle=raw.get("receiptHandle"),
+        receive_count=int(received) if received else None,
     )
     # NOTE: SentTimestamp is epoch milliseconds as a string.
     sent = attributes.get("SentTimestamp")
@@ -309,24 +324,28 @@ def _continuation(item: BatchItem, value: dict[str, Any], source: SourceRef, arr
     continuation = value.get("continuation")
     if not isinstance(continuation, dict) or len(value) != 1:
         return False
+    item.objects.append(continuation_ref(continuation))
+    return True
+
+
+def continuation_ref(continuation: Mapping[str, Any]) -> ObjectRef:
+    """The :class:`ObjectRef` a continuation (the ``"continuation"`` member of :func:`continuation_body`'s JSON)
+    names; raises KeyError / TypeError / ValueError when a member is missing or malformed."""
     offset = continuation.get("offset")
     part = continuation.get("range")
-    item.objects.append(
-        ObjectRef(
-            bucket=continuation["bucket"],
-            key=continuation["key"],
-            version_id=continuation.get("versionId"),
-            etag=None if continuation.get("versionId") else continuation.get("etag"),
-            event_time=float(continuation["eventTime"]),
-            start_line=int(continuation["line"]),
-            start_offset=None if offset is None else int(offset),
-            hops=int(continuation.get("hops", 0)),
-            skip_lines=tuple((int(first), int(last)) for first, last in continuation.get("skip", ())),
-            part=None if part is None else ByteRange(int(part["index"]), int(part["count"]), int(part["end"])),
-            progress=continuation.get("progress"),
-        )
+    return ObjectRef(
+        bucket=continuation["bucket"],
+        key=continuation["key"],
+        version_id=continuation.get("versionId"),
+        etag=None if continuation.get("versionId") else continuation.get("etag"),
+        event_time=float(continuation["eventTime"]),
+        start_line=int(continuation["line"]),
+        start_offset=None if offset is None else int(offset),
+        hops=int(continuation.get("hops", 0)),
+        skip_lines=tuple((int(first), int(last)) for first, last in continuation.get("skip", ())),
+        part=None if part is None else ByteRange(int(part["index"]), int(part["count"]), int(part["end"])),
+        progress=continuation.get("progress"),
     )
-    return True
 
 
 _ENVELOPES: tuple[Callable[[BatchItem, dict[str, Any], SourceRef, float], bool], ...] = (

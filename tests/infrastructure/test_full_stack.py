@@ -232,13 +232,34 @@ def test_sqs_queue_redrives_to_a_dlq_and_outlasts_six_function_timeouts(full: Sy
         "ScalingConfig": {"MaximumConcurrency": config.sqs.max_concurrency},
     }
     full.template.has_resource_properties("AWS::Lambda::EventSourceMapping", mapping)
-    # AND the function may send continuations to it, finding its URL with GetQueueUrl, and nothing more
-    sends = [
-        s
-        for s in statements(full, entity)
-        if s["Resource"] == getatt(queue_id) and "sqs:SendMessage" in s["Action"]
-    ]
-    assert [sorted(as_list(s["Action"])) for s in sends] == [["sqs:GetQueueUrl", "sqs:SendMessage"]]
+    on_queue = [s for s in statements(full, entity) if s["Resource"] == getatt(queue_id)]
+    sends = [s for s in on_queue if "sqs:SendMessage" in as_list(s["Action"])]
+    if config.sqs.fifo:
+        # AND on FIFO the function sends nothing to it (a large file resumes from its progress marker, no
+        # continuation message), but may make held messages visible again after finding the queue's URL
+        assert sends == []
+        actions = {action for s in on_queue for action in as_list(s["Action"])}
+        assert {"sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"} <= actions
+    else:
+        # AND the function may send continuations to it, finding its URL with GetQueueUrl, and nothing more
+        assert [sorted(as_list(s["Action"])) for s in sends] == [["sqs:GetQueueUrl", "sqs:SendMessage"]]
+
+
+@pytest.mark.parametrize("entity", list(ENTITIES))
+def test_only_a_fifo_entity_may_delete_and_only_its_progress_markers(full: Synthesized, entity: str) -> None:
+    # GIVEN the entity's role statements that allow s3:DeleteObject
+    deletes = [s for s in statements(full, entity) if "s3:DeleteObject" in as_list(s["Action"])]
+
+    # THEN an entity with a FIFO queue and S3 files may delete its files' progress markers and nothing else; the
+    # others may delete nothing
+    config = BY_NAME[entity]
+    if has_fifo_queue(entity) and config.s3 is not None:
+        (statement,) = deletes
+        assert as_list(statement["Action"]) == ["s3:DeleteObject"]
+        resource = json.dumps(statement["Resource"])
+        assert resource.endswith(f'"/results/{config.entity.s3_prefix}*.progress/*"]]}}')
+    else:
+        assert deletes == []
 
 
 def test_fifo_entity_gets_a_standard_notifications_queue_with_its_own_dlq_and_mapping(full: Synthesized) -> None:
@@ -468,10 +489,14 @@ def test_function_reads_only_its_prefix_and_writes_only_its_results(full: Synthe
     # ListBucket, so that S3 answers a deleted object with NoSuchKey (the runtime skips it) and not AccessDenied
     on_objects = [s for s in on_ingest if "Fn::Join" in s["Resource"]]
     grants = {json.dumps(s["Resource"]["Fn::Join"][1][1]): sorted(as_list(s["Action"])) for s in on_objects}
-    assert grants == {
+    expected = {
         json.dumps(f"/{prefix}*"): ["s3:GetObject", "s3:GetObjectVersion"],
         json.dumps(f"/results/{prefix}*"): ["s3:GetObject", "s3:PutObject"],
     }
+    if has_fifo_queue(entity):
+        # (and deleting the progress markers of files announced on its FIFO queue)
+        expected[json.dumps(f"/results/{prefix}*.progress/*")] = ["s3:DeleteObject"]
+    assert grants == expected
     on_bucket = [s for s in on_ingest if "Fn::Join" not in s["Resource"]]
     assert [(s["Resource"], as_list(s["Action"])) for s in on_bucket] == [(getatt(bucket_id), ["s3:ListBucket"])]
 

@@ -95,7 +95,7 @@ def test_large_object_continues_through_the_queue_and_every_row_is_delivered_onc
     assert receive_all(aws["sqs"], url) == []
 
 
-def test_fifo_continuation_keeps_the_message_group_and_skips_gzip_rows_already_sent(
+def test_fifo_gzip_object_resumes_from_its_progress_marker_and_skips_gzip_rows_already_sent(
     aws: dict[str, Any], emulator: EmulatorHandle
 ) -> None:
     # GIVEN a gzip object announced by an EventBridge event through a FIFO queue (group "files")
@@ -104,23 +104,39 @@ def test_fifo_continuation_keeps_the_message_group_and_skips_gzip_rows_already_s
     put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=gzip.compress(interactions_csv(rows)))
     url, arn = queue(aws["sqs"], f"ingest-{aws['suffix']}.fifo", fifo=True)
     announcement = f.eventbridge_object_created(aws["bucket"], key, etag=put["ETag"].strip('"'))
-    event = f.sqs_event([f.sqs_message(announcement, "notice", arn=arn, group_id="files")])
+    aws["sqs"].send_message(
+        QueueUrl=url, MessageBody=json.dumps(announcement), MessageGroupId="files", MessageDeduplicationId="a"
+    )
 
     # WHEN the first invocation runs out of time after one chunk
-    first = handler()(event, f.FakeLambdaContext(clock=clock_until(emulator, S3_CHUNK_ROWS)))
+    first = poll(aws, url, arn, f.FakeLambdaContext(clock=clock_until(emulator, S3_CHUNK_ROWS)))
 
-    # THEN the continuation went to the same FIFO queue and group
-    assert first == {"batchItemFailures": []}
+    # THEN no continuation was sent: the announcement itself is reported failed, kept in its group, visible at
+    # once, and a progress marker holds where to resume
+    assert first is not None and len(first["batchItemFailures"]) == 1
     (message,) = receive_all(aws["sqs"], url)
     assert message["Attributes"]["MessageGroupId"] == "files"
+    assert json.loads(message["Body"]) == announcement
+    (marker,) = progress_markers(aws, key)
+    kept = json.loads(aws["s3"].get_object(Bucket=aws["bucket"], Key=marker)["Body"].read())
+    assert (kept["continuation"]["line"], kept["continuation"]["hops"]) == (S3_CHUNK_ROWS + 2, 1)
+    partial = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert (partial["status"], partial["resumesBy"], partial["nextLine"]) == (
+        "continued",
+        "redelivery",
+        S3_CHUNK_ROWS + 2,
+    )
 
-    # WHEN the continuation is handled
+    # WHEN the redelivered announcement is handled with time enough
     second = handler()(f.lambda_sqs_event([message], arn), f.FakeLambdaContext())
 
-    # THEN the gzip object was re-read and only the rows after the continuation line were sent
+    # THEN the gzip object was re-read and only the rows after the marker's line were sent
     assert second == {"batchItemFailures": []}
     stored = emulator.records("events")
     assert sorted(int(r["element"]["itemId"][2:]) for r in stored) == list(range(rows))
+    assert progress_markers(aws, key) == []
 
 
 def test_direct_s3_invocation_out_of_time_raises_for_a_retry(
@@ -422,3 +438,150 @@ def test_deadline_already_reached_fails_inline_records_unsent(
     # THEN nothing was sent and the record is reported for retry
     assert response == {"batchItemFailures": [{"itemIdentifier": f.sequence_number(1)}]}
     assert emulator.calls() == []
+
+
+# ---------------------------------------------------------------------------------------------------- FIFO
+
+
+def poll(aws: dict[str, Any], url: str, arn: str, context: f.FakeLambdaContext) -> dict[str, Any] | None:
+    """One round of Lambda's SQS poller: receive a batch, invoke the function, delete the messages it did not
+    report failed. None when nothing could be received."""
+    messages = receive_all(aws["sqs"], url)
+    if not messages:
+        return None
+    response = handler()(f.lambda_sqs_event(messages, arn), context)
+    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            aws["sqs"].delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return response
+
+
+def progress_markers(aws: dict[str, Any], key: str) -> list[str]:
+    listed = aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=f"results/{key}.progress/")
+    return [entry["Key"] for entry in listed.get("Contents", [])]
+
+
+def fifo_group_with_a_big_object(aws: dict[str, Any], key: str, rows: int) -> tuple[str, str, str]:
+    """A FIFO queue holding, in group "g", the announcement of a ``rows``-row object then a later record."""
+    put = aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=interactions_csv(rows))
+    url, arn = queue(aws["sqs"], f"ingest-{aws['suffix']}.fifo", fifo=True)
+    announcement = f.eventbridge_object_created(aws["bucket"], key, etag=put["ETag"].strip('"'))
+    later = {"sessionId": "s-later", "userId": "u-later", "eventType": "click", "itemId": "later-1", "sentAt": 1}
+    for dedup, body in (("announce", announcement), ("later", later)):
+        aws["sqs"].send_message(
+            QueueUrl=url, MessageBody=json.dumps(body), MessageGroupId="g", MessageDeduplicationId=dedup
+        )
+    return url, arn, put["ETag"].strip('"')
+
+
+def test_fifo_object_resumes_at_the_head_of_its_group_before_a_later_message_of_the_group(
+    aws: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    # GIVEN a FIFO group holding the announcement of a 1,300-row object and, after it, a message with one record;
+    # and another group with one record
+    rows = 1_300
+    key = "events/fifo-big.csv"
+    url, arn, _ = fifo_group_with_a_big_object(aws, key, rows)
+    other = {"sessionId": "s-other", "userId": "u-other", "eventType": "click", "itemId": "other-1", "sentAt": 1}
+    aws["sqs"].send_message(
+        QueueUrl=url, MessageBody=json.dumps(other), MessageGroupId="h", MessageDeduplicationId="other"
+    )
+
+    # WHEN Lambda's poller runs rounds whose invocations each have time for one chunk of rows only
+    responses = []
+    while len(responses) < 10:
+        stored_before = emulator.counts().get("events", 0)
+        context = f.FakeLambdaContext(clock=clock_until(emulator, stored_before + S3_CHUNK_ROWS))
+        response = poll(aws, url, arn, context)
+        if response is None:
+            break
+        responses.append(response)
+
+    # THEN the first rounds failed both messages (the announcement held at the head of its group, the later
+    # message behind it) and the messages came back at once, without waiting for their visibility timeout
+    assert len(responses) == 3
+    assert all(len(r["batchItemFailures"]) == 2 for r in responses[:2])
+    assert responses[2] == {"batchItemFailures": []}
+    # AND no continuation message was sent: the queue is empty
+    assert receive_all(aws["sqs"], url) == []
+    # AND every row was delivered exactly once, and the later record only after the object's last row; the other
+    # group went on in the first round
+    stored = emulator.records("events")
+    items = [r["element"]["itemId"] for r in stored]
+    assert items[-1] == "later-1"
+    assert items.count("other-1") == 1 and items.index("other-1") < S3_CHUNK_ROWS + 1
+    rows_stored = [item for item in items if item.startswith("i-")]
+    assert sorted(int(item[2:]) for item in rows_stored) == list(range(rows))
+    assert len(items) == rows + 2
+    assert not any(r["duplicate"] for r in stored)
+    # AND the result file covers the whole object, and the progress marker is gone
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert (result["status"], result["delivered"], result["failed"], result["hops"]) == ("complete", rows, 0, 2)
+    assert progress_markers(aws, key) == []
+
+
+def test_fifo_object_that_needs_more_hops_than_allowed_stops_and_its_message_fails(
+    aws: dict[str, Any], emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN S3_MAX_HOPS=2 and a FIFO group holding a 2,000-row object (four chunks) then a later record
+    monkeypatch.setenv("S3_MAX_HOPS", "2")
+    rows = 2_000
+    key = "events/fifo-stuck.csv"
+    url, arn, _ = fifo_group_with_a_big_object(aws, key, rows)
+
+    # WHEN the poller runs rounds with time for one chunk each
+    responses = []
+    for _ in range(3):
+        stored_before = emulator.counts().get("events", 0)
+        context = f.FakeLambdaContext(clock=clock_until(emulator, stored_before + S3_CHUNK_ROWS))
+        response = poll(aws, url, arn, context)
+        assert response is not None
+        responses.append(response)
+
+    # THEN the third receive stops at once: both messages failed, no row sent again, the later record not sent
+    assert all(len(r["batchItemFailures"]) == 2 for r in responses)
+    stored = emulator.records("events")
+    assert len(stored) == 2 * S3_CHUNK_ROWS
+    assert not any(r["duplicate"] for r in stored)
+    assert "later-1" not in {r["element"]["itemId"] for r in stored}
+    # AND the result file says why, naming the receive count; the marker stays so every later receive stops too
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert result["status"] == "stopped"
+    assert "S3_MAX_HOPS is 2" in result["error"]
+    assert "receive 3" in result["error"] and result["receiveCount"] == 3
+    assert len(progress_markers(aws, key)) == 1
+    # AND the stopped message was not made visible again: it waits for its visibility timeout (then the DLQ)
+    assert receive_all(aws["sqs"], url) == []
+
+
+def test_fifo_redelivery_that_handles_no_row_fails_normally_and_keeps_the_marker(
+    aws: dict[str, Any], emulator: EmulatorHandle
+) -> None:
+    # GIVEN a FIFO group [1,300-row object, later record] whose first round delivered one chunk and kept a marker
+    key = "events/fifo-no-progress.csv"
+    url, arn, _ = fifo_group_with_a_big_object(aws, key, 1_300)
+    first = poll(aws, url, arn, f.FakeLambdaContext(clock=clock_until(emulator, S3_CHUNK_ROWS)))
+    assert first is not None and len(first["batchItemFailures"]) == 2
+    (marker,) = progress_markers(aws, key)
+
+    # WHEN the redelivery has no time left at all
+    second = poll(aws, url, arn, f.FakeLambdaContext(clock=lambda: 0))
+
+    # THEN both messages fail again, nothing more was sent, and they are NOT made visible early (the visibility
+    # timeout, maxReceiveCount and the DLQ apply)
+    assert second is not None and len(second["batchItemFailures"]) == 2
+    assert emulator.counts()["events"] == S3_CHUNK_ROWS
+    assert receive_all(aws["sqs"], url) == []
+    # AND the result file says why and on which receive; the marker still points at the first row not handled
+    result = json.loads(
+        aws["s3"].get_object(Bucket=aws["bucket"], Key=f"results/{key}.result.json")["Body"].read()
+    )
+    assert result["status"] == "stopped"
+    assert "no row could be handled" in result["error"] and "receive 2" in result["error"]
+    kept = json.loads(aws["s3"].get_object(Bucket=aws["bucket"], Key=marker)["Body"].read())
+    assert kept["continuation"]["line"] == S3_CHUNK_ROWS + 2

@@ -134,9 +134,12 @@ def test_fifo_messages_keep_their_group() -> None:
     # WHEN decoded
     decoded = decode_event(event)
 
-    # THEN the event is FIFO and each item knows its group
-    assert decoded.fifo
+    # THEN the event is FIFO and each item knows its group, and its receipt handle and receive count (a message
+    # held for resumption is made visible again with them)
+    assert decoded.fifo and all(i.fifo for i in decoded.items)
     assert [i.group_id for i in decoded.items] == ["s-1", "s-1", "s-2"]
+    assert [i.receipt_handle for i in decoded.items] == [r["receiptHandle"] for r in event["Records"]]
+    assert [i.receive_count for i in decoded.items] == [1, 1, 1]
 
 
 def test_sns_envelope_is_unwrapped() -> None:

@@ -3,8 +3,9 @@
 The read resumes where its message says (a byte offset, so resuming costs the same anywhere in a plain object),
 delivers chunk after chunk while the measured cost of the next chunk fits before the deadline's margin, and ends
 in exactly one of: the object's end (``complete``), a continuation message pointing strictly past where it began
-(``continued``), a failed message (``incomplete`` / ``stopped``: the queue's retries and dead-letter queue apply),
-or a record set aside naming why the rest cannot be read (``changed``).
+(``continued``; on a FIFO queue a progress marker and the message held for redelivery instead, see
+:mod:`personalize_ingest.s3stage.progress`), a failed message (``incomplete`` / ``stopped``: the queue's retries
+and dead-letter queue apply), or a record set aside naming why the rest cannot be read (``changed``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from personalize_ingest.s3objects import (
 )
 from personalize_ingest.s3stage.chunks import Chunk, ChunkCost, in_runs, lines_of, merge_lines
 from personalize_ingest.s3stage.fanout import may_fan_out, split_into_ranges
+from personalize_ingest.s3stage.progress import forget, hold, receive_note
 from personalize_ingest.s3stage.queueing import NotQueued, send_to_source_queue
 from personalize_ingest.sources import ByteRange, continuation_body
 
@@ -58,9 +60,13 @@ REJECT_FLUSH_BYTES = 192 * 1024
 
 
 class ObjectRead:
-    """Reads ``ref`` (announced by ``item``) for ``stage``'s invocation; :meth:`run` accounts every row."""
+    """Reads ``ref`` (announced by ``item``) for ``stage``'s invocation; :meth:`run` accounts every row.
 
-    def __init__(self, stage: ObjectStage, item: BatchItem, ref: ObjectRef) -> None:
+    ``marker`` is the key of the object's progress marker when ``item`` came from a FIFO queue: out of time, the
+    read keeps its position there instead of sending a continuation (:mod:`personalize_ingest.s3stage.progress`).
+    """
+
+    def __init__(self, stage: ObjectStage, item: BatchItem, ref: ObjectRef, marker: str | None = None) -> None:
         self.stage = stage
         self.sink = stage.sink
         self.deadline = stage.deadline
@@ -68,6 +74,7 @@ class ObjectRead:
         self.entity = stage.settings.entity
         self.item = item
         self.ref = ref
+        self.marker = marker
         self.result = ObjectResult.resuming(ref.start_line, ref.progress)
         self.handled_at_start = self.result.handled
         self.etag_seen: str | None = None
@@ -86,7 +93,10 @@ class ObjectRead:
         """Read the object from the message's position to its end, the deadline or a stop; write its report."""
         logger.info("reading S3 object", extra=self.where)
         if self.ref.hops >= self.settings.s3_max_hops:
-            self._stop(f"stopped after {self.ref.hops} continuations (S3_MAX_HOPS is {self.settings.s3_max_hops})")
+            self._stop(
+                f"stopped after {self.ref.hops} continuations (S3_MAX_HOPS is {self.settings.s3_max_hops})"
+                + receive_note(self)
+            )
             self._finish(STOPPED)
             return
         status, resume = COMPLETE, None
@@ -128,13 +138,19 @@ class ObjectRead:
             # NOTE: the result says "continued" before the continuation exists, so a fast continuation's final
             # result can never be overwritten by this one.
             self.report(status, resume)
-            if self.queue([continuation_body(following)]):
+            if self.marker is not None:
+                if hold(self, following):
+                    return
+                status = INCOMPLETE
+            elif self.queue([continuation_body(following)]):
                 logger.info("deadline near: continuation sent, the message is acknowledged", extra=self.where)
                 return
             status = INCOMPLETE
         if status in (COMPLETE, UNREADABLE) and self.sink.outcome.is_failed(self.item.item_id):
             status = INCOMPLETE
         self.report(status)
+        if self.marker is not None and status in (COMPLETE, UNREADABLE, CHANGED):
+            forget(self)
         logger.info(
             "S3 object processed",
             extra={**self.where, "status": status, "last_line": self.result.last_line, "error": self.result.error},
@@ -262,6 +278,7 @@ class ObjectRead:
             self._stop(
                 f"no row could be handled before the deadline (line {resume.line}, byte {resume.offset}); "
                 "the message is reported failed so the queue's retries and dead-letter queue apply"
+                + receive_note(self)
             )
             return STOPPED, None, ()
         return CONTINUED, resume, skip
@@ -390,6 +407,12 @@ class ObjectRead:
 
     def report(self, status: str, resume: Position | None = None, **extra: Any) -> None:
         """Write this read's result file (its range's part file, and the summary once every range reported)."""
+        if self.marker is not None:
+            if status == CONTINUED:
+                # NOTE: no continuation message: the announcement itself is redelivered and resumes here.
+                extra.setdefault("resumesBy", "redelivery")
+            if self.item.receive_count is not None:
+                extra.setdefault("receiveCount", self.item.receive_count)
         document = self.result.document(self.ref, status, resume, **extra)
         try:
             summary = write_report(self.stage.client("s3"), self.ref, document)

@@ -3,7 +3,9 @@
 :meth:`ObjectStage.handle` first asks the router (a seam for other routes, such as a bulk import job, to take an
 object before any row is streamed), then reads the object with :class:`~personalize_ingest.s3stage.reading.
 ObjectRead`: rows -> chunks -> deliveries through the invocation (:class:`RowSink`) -> continuation or byte ranges
--> result file.
+-> result file. On an SQS FIFO queue an object resumes from a progress marker instead of a continuation message
+(:mod:`personalize_ingest.s3stage.progress`): :meth:`ObjectStage.release_held` makes the held messages visible
+again as the invocation's last step.
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from personalize_ingest.batching import ChunkRule
+from personalize_ingest.observability import logger
 from personalize_ingest.records import BULK_COLUMNS, UPPER_SNAKE
+from personalize_ingest.s3stage.progress import marker_key, read_marker
+from personalize_ingest.s3stage.queueing import NotQueued, make_visible
 from personalize_ingest.s3stage.reading import ObjectRead
 from personalize_ingest.validation import rules_for
 
@@ -89,12 +96,81 @@ class ObjectStage:
         self.deadline = sink.deadline
         self.client = client
         self.router = router
+        self.held: list[BatchItem] = []
+        """FIFO messages reported failed so that their redelivery resumes from a progress marker."""
 
     def handle(self, item: BatchItem, ref: ObjectRef) -> None:
-        """Read ``ref`` (announced by ``item``) from its start position; account every row in the outcome."""
+        """Read ``ref`` (announced by ``item``) from its start position, or on a FIFO queue from the progress
+        marker an earlier receive of ``item`` left; account every row in the outcome."""
+        marker: str | None = None
+        if item.fifo and ref.part is None:
+            marker = marker_key(item, ref)
+            try:
+                resumed = read_marker(self.client("s3"), ref.bucket, marker)
+            except (ClientError, BotoCoreError) as exc:
+                self.sink.outcome.mark_failed(item.item_id, f"the progress marker could not be read: {exc}")
+                logger.error(
+                    "progress marker not read: the message is reported for retry",
+                    extra={"item": item.item_id, "error": str(exc)},
+                )
+                return
+            except (ValueError, KeyError, TypeError) as exc:
+                # NOTE: a marker this function cannot read (written by hand?) is no reason to block the group:
+                # the object is read from its start, and the marker is replaced or deleted.
+                logger.warning(
+                    "progress marker unreadable: the object is read from its start",
+                    extra={"item": item.item_id, "error": repr(exc)},
+                )
+                resumed = None
+            if resumed is not None:
+                logger.info(
+                    "resuming from the progress marker",
+                    extra={
+                        "item": item.item_id,
+                        "line": resumed.start_line,
+                        "hops": resumed.hops,
+                        "receive_count": item.receive_count,
+                    },
+                )
+                ref = resumed
         if self.router is not None and ref.start_offset is None and ref.part is None and self.router(item, ref):
             return
-        ObjectRead(self, item, ref).run()
+        ObjectRead(self, item, ref, marker=marker).run()
+
+    def hold(self, item: BatchItem) -> None:
+        """Remember that ``item`` was reported failed to be resumed from its marker (see :meth:`release_held`)."""
+        self.held.append(item)
+
+    def release_held(self, items: Sequence[BatchItem]) -> None:
+        """Make every held message, and the later messages of its group in ``items`` (also reported failed: the
+        FIFO rule stopped the group behind it), visible again now, so the group resumes without waiting for the
+        visibility timeout. Call it last, once every marker is written.
+
+        A refused or failed call loses nothing: those messages come back after their visibility timeout.
+        """
+        for held in self.held:
+            assert held.queue_arn is not None
+            start = next(index for index, item in enumerate(items) if item is held)
+            handles = [
+                item.receipt_handle
+                for item in items[start:]
+                if item.group_id == held.group_id
+                and item.receipt_handle is not None
+                and self.sink.outcome.is_failed(item.item_id)
+            ]
+            try:
+                refused = make_visible(self.client("sqs"), held.queue_arn, handles)
+            except (ClientError, BotoCoreError, NotQueued) as exc:
+                logger.warning(
+                    "held FIFO messages not made visible: they return after their visibility timeout",
+                    extra={"item": held.item_id, "error": str(exc)},
+                )
+                continue
+            if refused:
+                logger.warning(
+                    "SQS did not make every held FIFO message visible: they return after their visibility timeout",
+                    extra={"item": held.item_id, "refused": refused},
+                )
 
     @property
     def chunk_rule(self) -> ChunkRule:
