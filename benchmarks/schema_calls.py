@@ -20,25 +20,14 @@ from benchmarks.harness import Bench
 from emulator.config import EmulatorConfig, default_group
 from emulator.testing import running_emulator
 from tests.support import factories
+from tests.support.schemas import INTERACTIONS_WITH_DEVICE_SCHEMA
 
 SCENARIO = "schema_calls"
 ENTITY = "events"
 BAD_EVERY = 100
 """One event in this many breaks the schema (1 %)."""
 TARGET_CALLS_RATIO = 1.05
-SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_TYPE", "type": "string"},
-        {"name": "DEVICE", "type": ["null", "string"], "categorical": True},
-    ],
-    "version": "1.0",
-}
+SCHEMA = INTERACTIONS_WITH_DEVICE_SCHEMA
 
 
 def events_with_device(count: int, broken: bool) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from personalize_ingest import contract
 from personalize_ingest.config import ConfigurationError, Settings
 from personalize_ingest.entities import ENTITIES, ITEMS
 from tests.infrastructure.conftest import Synthesized, synthesize
+from tests.support.schemas import SHOP_ITEMS_SCHEMA
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 ITEMS_ARN = f"arn:aws:personalize:{REGION}:{ACCOUNT}:dataset/shop/ITEMS"
@@ -25,17 +26,7 @@ USERS_ARN = f"arn:aws:personalize:{REGION}:{ACCOUNT}:dataset/shop/USERS"
 ACTIONS_ARN = f"arn:aws:personalize:{REGION}:{ACCOUNT}:dataset/shop/ACTIONS"
 USERS_SCHEMA_ARN = f"arn:aws:personalize:{REGION}:{ACCOUNT}:schema/shop-users"
 TRACKING_ID = "0c6a2e4f-7d1b-4b8e-9a51-5f2d3c4b6a70"
-ITEMS_SCHEMA = {
-    "type": "record",
-    "name": "Items",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "GENRES", "type": ["null", "string"], "categorical": True},
-        {"name": "PRICE", "type": "float"},
-    ],
-    "version": "1.0",
-}
+ITEMS_SCHEMA = SHOP_ITEMS_SCHEMA
 LONG_FIELDS = [{"name": f"FIELD_{i:04}", "type": "string"} for i in range(120)]
 """Enough fields to take the schema past what an environment variable can carry."""
 ITEMS_FUNCTION = {

@@ -19,19 +19,10 @@ import pytest
 from emulator.config import EmulatorConfig, dataset_arn, default_config, default_group
 from emulator.testing import EmulatorHandle, running_emulator
 from infrastructure.personalize_access import bucket_policy, role_policy, trust_policy
+from tests.support.schemas import SHOP_ITEMS_SCHEMA
 
 SHOP_GROUP = "shop"
-SHOP_ITEMS_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "Items",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "GENRES", "type": ["null", "string"], "categorical": True},
-        {"name": "PRICE", "type": "float"},
-    ],
-    "version": "1.0",
-}
+
 SHOP_ITEMS_ARN = dataset_arn(SHOP_GROUP, "ITEMS")
 DEMO_ITEMS_ARN = dataset_arn("demo", "ITEMS")
 DEMO_INTERACTIONS_ARN = dataset_arn("demo", "INTERACTIONS")

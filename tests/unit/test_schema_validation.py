@@ -13,6 +13,7 @@ from personalize_ingest.entities import EVENTS, ITEMS
 from personalize_ingest.model import Prepared, Record, RecordRejected, SourceRef
 from personalize_ingest.records import prepare
 from personalize_ingest.schema import DatasetSchema, member_columns, schema_for
+from tests.support.schemas import INTERACTIONS_WITH_DEVICE_SCHEMA
 
 ITEMS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"
 TRACKER = "a1b2c3d4-0000-4000-8000-000000000000"
@@ -31,17 +32,7 @@ ITEMS_SCHEMA: dict[str, Any] = {
     ],
     "version": "1.0",
 }
-INTERACTIONS_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "Interactions",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_TYPE", "type": "string"},
-        {"name": "DEVICE", "type": ["null", "string"], "categorical": True},
-    ],
-}
+INTERACTIONS_SCHEMA = INTERACTIONS_WITH_DEVICE_SCHEMA
 
 
 def items_schema() -> DatasetSchema:
