@@ -141,14 +141,12 @@ class BulkImport(Construct):
         for name, value in settings.items():
             pipeline.function.add_environment(name, value)
         arn_prefix = config.dataset_arn.split(":dataset/")[0]
+        own_jobs = import_job_arns(config.dataset_arn, entity.name)
         pipeline.role.add_to_policy(
             iam.PolicyStatement(
                 sid="StartImportJobs",
                 actions=["personalize:CreateDatasetImportJob", "personalize:DescribeDataset"],
-                resources=[
-                    config.dataset_arn,
-                    f"{arn_prefix}:dataset-import-job/{JOB_NAME_PREFIX}{entity.name.replace('_', '-')}-*",
-                ],
+                resources=[config.dataset_arn, own_jobs],
             )
         )
         # NOTE: the schema's ARN is known only at run time (DescribeDataset names it); schemas hold no data.
@@ -174,12 +172,11 @@ class BulkImport(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": PERSONALIZE_PRINCIPAL}},
             )
         )
-        job_names = f"{JOB_NAME_PREFIX}{entity.name.replace('_', '-')}-*"
         nag.acknowledge(
             pipeline.role,
             "IAM5",
             "Starts only import jobs named for its own entity (ingest-<entity>-<digest of bucket/key/version>).",
-            finding=f"Resource::{arn_prefix}:dataset-import-job/{job_names}",
+            finding=f"Resource::{own_jobs}",
         )
         nag.acknowledge(
             pipeline.role,
@@ -233,13 +230,7 @@ class BulkImport(Construct):
                 resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in ingest],
             )
         )
-        job_arns = sorted(
-            {
-                f"{p.config.bulk_import.dataset_arn.split(':dataset/')[0]}:dataset-import-job/{JOB_NAME_PREFIX}*"
-                for p in self.pipelines
-                if p.config.bulk_import is not None
-            }
-        )
+        job_arns = self._tracked_job_arns()
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="DescribeImportJobs", actions=["personalize:DescribeDatasetImportJob"], resources=job_arns
@@ -313,14 +304,23 @@ class BulkImport(Construct):
             "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
             finding="Resource::*",
         )
-        for job_arns in {
-            f"{p.config.bulk_import.dataset_arn.split(':dataset/')[0]}:dataset-import-job/{JOB_NAME_PREFIX}*"
-            for p in self.pipelines
-            if p.config.bulk_import is not None
-        }:
+        for job_arns in self._tracked_job_arns():
             nag.acknowledge(
                 self.tracker_role,
                 "IAM5",
                 f"Describes only the import jobs the ingest functions start, named {JOB_NAME_PREFIX}<entity>-...",
                 finding=f"Resource::{job_arns}",
             )
+
+    def _tracked_job_arns(self) -> list[str]:
+        """The import jobs the tracker describes: every job the ingest functions may start."""
+        return sorted(
+            {import_job_arns(p.config.bulk_import.dataset_arn) for p in self.pipelines if p.config.bulk_import}
+        )
+
+
+def import_job_arns(dataset_arn: str, entity_name: str | None = None) -> str:
+    """The ARN pattern of the import jobs started for ``dataset_arn`` (of one entity's function, when named)."""
+    arn_prefix = dataset_arn.split(":dataset/")[0]
+    entity_part = f"{entity_name.replace('_', '-')}-" if entity_name else ""
+    return f"{arn_prefix}:dataset-import-job/{JOB_NAME_PREFIX}{entity_part}*"
